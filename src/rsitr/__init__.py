@@ -1,0 +1,1 @@
+"""rsitr: remote-sensing image-text retrieval, from versioned data to promoted models."""

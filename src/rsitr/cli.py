@@ -1,0 +1,121 @@
+"""The ``rsitr`` command line: a thin layer of argument parsing over library functions.
+
+Every command accepts ``--params PATH`` and repeated ``--set section.key=value``
+overrides (the same dotted keys as ``dvc exp run -S``). A ``RsitrError`` becomes a
+one-line message on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rsitr.errors import RsitrError
+
+Handler = Callable[[argparse.Namespace], int | None]
+
+
+def _load(args: argparse.Namespace):
+    from rsitr.config import load_params
+
+    return load_params(args.params, args.overrides)
+
+
+def _print_json(payload: Any) -> None:
+    print(json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=False, default=str))
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_config_show(args: argparse.Namespace) -> None:
+    import yaml
+
+    from rsitr.config import to_dict
+
+    params = _load(args)
+    tree = to_dict(params)
+    if args.format == "json":
+        _print_json(tree)
+    else:
+        print(yaml.safe_dump(tree, sort_keys=False, allow_unicode=True), end="")
+
+
+def cmd_synth(args: argparse.Namespace) -> None:
+    from rsitr.data.synth import generate_benchmark
+
+    params = _load(args)
+    synth = params.synth
+    out = Path(args.out or synth.out)
+    summary = generate_benchmark(
+        out,
+        n_images=args.images if args.images is not None else synth.images,
+        seed=args.seed if args.seed is not None else synth.seed,
+        image_size=tuple(synth.image_size),
+        twin_rate=synth.twin_rate,
+        weak_caption_rate=synth.weak_caption_rate,
+        near_duplicate_rate=synth.near_duplicate_rate,
+        karpathy_share=synth.karpathy_share,
+        test_share=synth.test_share,
+        arabic=synth.arabic,
+    )
+    _print_json(summary)
+    print(f"synthetic benchmark written to {out}", file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a params value, e.g. --set train.epochs=3 (repeatable)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rsitr", description="Remote-sensing image-text retrieval: data, training, evaluation.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    config = commands.add_parser("config", help="inspect the resolved configuration")
+    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
+    show = config_sub.add_parser("show", help="print the resolved params (after --set overrides)")
+    _common(show)
+    show.add_argument("--format", choices=["yaml", "json"], default="yaml")
+    show.set_defaults(handler=cmd_config_show)
+
+    synth = commands.add_parser("synth", help="generate the embedded synthetic benchmark in real on-disk formats")
+    _common(synth)
+    synth.add_argument("--out", help="output folder (default: synth.out)")
+    synth.add_argument("--images", type=int, help="number of distinct images (default: synth.images)")
+    synth.add_argument("--seed", type=int, help="random seed (default: synth.seed)")
+    synth.set_defaults(handler=cmd_synth)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.handler(args)
+    except RsitrError as exc:
+        print(f"rsitr: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("rsitr: interrupted", file=sys.stderr)
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Load ``params.yaml`` (plus ``--set`` overrides) into a typed, frozen ``RsitrParams``.
+
+    >>> from rsitr import load_params
+    >>> params = load_params("params.yaml", overrides=["train.epochs=2"])
+    >>> params.variant("finetune").train.epochs
+    2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rsitr.config.loader import apply_overrides, build_dataclass, coerce, flatten, to_dict
+from rsitr.config.schema import (
+    DATASET_FORMATS,
+    AugmentParams,
+    METHOD_OPTIONS,
+    CoarseToFineParams,
+    DatasetParams,
+    DedupParams,
+    EbakerOptions,
+    EvalParams,
+    FinetuneOptions,
+    IngestParams,
+    KeywordParams,
+    ModelParams,
+    PathsParams,
+    PetlOptions,
+    PromotionParams,
+    RsitrParams,
+    SplitParams,
+    SynthParams,
+    TrackingParams,
+    TrainParams,
+    VariantParams,
+    ZeroshotOptions,
+)
+from rsitr.errors import ConfigError, unknown_name
+
+__all__ = [
+    "AugmentParams",
+    "DATASET_FORMATS",
+    "METHOD_OPTIONS",
+    "CoarseToFineParams",
+    "DatasetParams",
+    "DedupParams",
+    "EbakerOptions",
+    "EvalParams",
+    "FinetuneOptions",
+    "IngestParams",
+    "KeywordParams",
+    "ModelParams",
+    "PathsParams",
+    "PetlOptions",
+    "PromotionParams",
+    "RsitrParams",
+    "SplitParams",
+    "SynthParams",
+    "TrackingParams",
+    "TrainParams",
+    "VariantParams",
+    "ZeroshotOptions",
+    "flatten",
+    "load_params",
+    "params_from_dict",
+    "to_dict",
+]
+
+_SECTIONS: dict[str, type] = {
+    "paths": PathsParams,
+    "synth": SynthParams,
+    "ingest": IngestParams,
+    "dedup": DedupParams,
+    "split": SplitParams,
+    "keywords": KeywordParams,
+    "model": ModelParams,
+    "train": TrainParams,
+    "eval": EvalParams,
+    "tracking": TrackingParams,
+    "promotion": PromotionParams,
+    "c2f": CoarseToFineParams,
+}
+_TOP_LEVEL_KEYS = sorted([*_SECTIONS, "seed", "datasets", "variants"])
+_VARIANT_KEYS = ("method", "train", "options", "eval")
+
+
+def load_params(path: str | Path = "params.yaml", overrides: Sequence[str] = ()) -> RsitrParams:
+    """Read ``path``, apply ``section.key=value`` overrides, and validate everything."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"params file {str(path)!r} not found; run from the repository root or pass --params PATH")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return params_from_dict(apply_overrides(raw, overrides))
+
+
+def params_from_dict(raw: Mapping[str, Any]) -> RsitrParams:
+    """Validate a nested dict (as read from YAML) into ``RsitrParams``."""
+    unknown = sorted(set(raw) - set(_TOP_LEVEL_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r} in params; valid top-level keys: {', '.join(_TOP_LEVEL_KEYS)}")
+    sections = {name: build_dataclass(cls, raw.get(name), name) for name, cls in _SECTIONS.items()}
+    seed = coerce(int, raw.get("seed", 0), "seed")
+    datasets = _build_datasets(raw.get("datasets") or [])
+    raw_train = raw.get("train") or {}
+    raw_eval = raw.get("eval") or {}
+    variants = _build_variants(raw.get("variants") or {}, raw_train, raw_eval)
+    params = RsitrParams(seed=seed, datasets=datasets, variants=types.MappingProxyType(variants), **sections)
+    _check_cross_references(params)
+    return params
+
+
+def _build_datasets(raw: Any) -> tuple[DatasetParams, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError("datasets: expected a list of {name, format, root, images} entries")
+    datasets = tuple(build_dataclass(DatasetParams, entry, f"datasets[{i}]") for i, entry in enumerate(raw))
+    names = [d.name for d in datasets]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(f"datasets: the name {name!r} is used twice; dataset names must be unique")
+    return datasets
+
+
+def _merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _build_variants(raw: Any, raw_train: Mapping[str, Any], raw_eval: Mapping[str, Any]) -> dict[str, VariantParams]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError("variants: expected a mapping of variant name -> {method, train, options}")
+    variants: dict[str, VariantParams] = {}
+    for name, entry in raw.items():
+        path = f"variants.{name}"
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{path}: expected a mapping with keys {', '.join(_VARIANT_KEYS)}")
+        unknown = sorted(set(entry) - set(_VARIANT_KEYS))
+        if unknown:
+            raise ConfigError(f"unknown key '{path}.{unknown[0]}' in params; valid keys of {path}: {', '.join(_VARIANT_KEYS)}")
+        method = entry.get("method")
+        if method not in METHOD_OPTIONS:
+            raise ConfigError(f"{path}.method: " + unknown_name("method", str(method), list(METHOD_OPTIONS)))
+        train = build_dataclass(TrainParams, _merge(raw_train, entry.get("train") or {}), f"{path}.train")
+        evaluation = build_dataclass(EvalParams, _merge(raw_eval, entry.get("eval") or {}), f"{path}.eval")
+        options = build_dataclass(METHOD_OPTIONS[method], entry.get("options"), f"{path}.options")
+        variants[str(name)] = VariantParams(name=str(name), method=method, train=train, options=options, eval=evaluation)
+    return variants
+
+
+def _check_cross_references(params: RsitrParams) -> None:
+    names = {d.name for d in params.datasets}
+    for scope, evaluation, train in [("", params.eval, params.train)] + [
+        (f"variants.{v.name}.", v.eval, v.train) for v in params.variants.values()
+    ]:
+        for test_set in evaluation.test_sets:
+            if test_set not in names:
+                raise ConfigError(f"{scope}eval.test_sets: " + unknown_name("dataset", test_set, names))
+        for dataset in train.datasets:
+            if dataset not in names:
+                raise ConfigError(f"{scope}train.datasets: " + unknown_name("dataset", dataset, names))
+
+
+def replace(params: RsitrParams, **changes: Any) -> RsitrParams:
+    """``dataclasses.replace`` re-exported for convenience in tests."""
+    return dataclasses.replace(params, **changes)

@@ -1,0 +1,313 @@
+"""The typed shape of ``params.yaml``: one frozen dataclass per section.
+
+``params.yaml`` is the single source of values; these classes give every value its
+type and default, and reject anything else. Method-specific options live in one
+dataclass per training method (``METHOD_OPTIONS``), selected by a variant's ``method``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from rsitr.errors import ConfigError, unknown_name
+
+DATASET_FORMATS = ("precomp", "karpathy", "nwpu", "csv")
+
+
+@dataclass(frozen=True)
+class SynthParams:
+    """The embedded synthetic benchmark (``rsitr synth``)."""
+
+    out: str = "data/raw/synth"
+    images: int = 800
+    seed: int = 0
+    image_size: tuple[int, int] = (64, 96)
+    twin_rate: float = 0.1
+    weak_caption_rate: float = 0.02
+    near_duplicate_rate: float = 0.05
+    karpathy_share: float = 0.3
+    test_share: float = 0.2
+    arabic: bool = True
+
+    def validate(self, path: str) -> None:
+        if self.images < 10:
+            raise ConfigError(f"{path}.images: need at least 10 images, got {self.images}")
+        low, high = self.image_size
+        if not 16 <= low <= high:
+            raise ConfigError(f"{path}.image_size: expected [min, max] with 16 <= min <= max, got {list(self.image_size)}")
+        for name in ("twin_rate", "weak_caption_rate", "near_duplicate_rate", "karpathy_share", "test_share"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"{path}.{name}: expected a fraction in [0, 1), got {value}")
+
+
+@dataclass(frozen=True)
+class DatasetParams:
+    """One benchmark on disk: its reader format, annotation root and images folder."""
+
+    name: str
+    format: str
+    root: str
+    images: str | None = None
+    language: str = "en"
+    languages: tuple[str, ...] = ()  # extra parallel caption languages to read (e.g. ["ar"])
+    evaluate: bool = True  # evaluate on its official test split when it has one
+
+    def validate(self, path: str) -> None:
+        if self.format not in DATASET_FORMATS:
+            raise ConfigError(f"{path}.format: " + unknown_name("dataset format", self.format, DATASET_FORMATS))
+
+
+@dataclass(frozen=True)
+class IngestParams:
+    strict: bool = False
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class DedupParams:
+    max_distance: int = 2
+    workers: int = 2
+    cache: str = ".cache/rsitr/phash.json"
+
+    def validate(self, path: str) -> None:
+        if not 0 <= self.max_distance <= 16:
+            raise ConfigError(f"{path}.max_distance: expected 0..16, got {self.max_distance}")
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    seed: int = 0
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+
+    def validate(self, path: str) -> None:
+        if abs(sum(self.ratios) - 1.0) > 1e-6 or min(self.ratios) < 0:
+            raise ConfigError(f"{path}.ratios: train/val/test fractions must be >= 0 and sum to 1, got {list(self.ratios)}")
+
+
+@dataclass(frozen=True)
+class KeywordParams:
+    top_k: int = 512
+    min_length: int = 2
+    normalize_arabic: bool = True
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """An open_clip architecture plus where its weights come from.
+
+    ``pretrained`` is empty (random init), an open_clip tag (``openai``) or a local
+    checkpoint file (open_clip, RemoteCLIP or GeoRSCLIP state dict).
+    """
+
+    arch: str = "rsitr-tiny"
+    pretrained: str = ""
+    cache_dir: str = ""
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """Remote-sensing images have no canonical orientation: flips and 90 degree turns."""
+
+    hflip: bool = True
+    vflip: bool = True
+    rot90: bool = True
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    epochs: int = 6
+    batch_size: int = 64
+    optimizer: Literal["adam", "adamw"] = "adamw"
+    lr: float = 5.0e-4
+    weight_decay: float = 0.1
+    warmup_steps: int = 20
+    grad_clip: float = 1.0
+    accumulation_steps: int = 1
+    amp: bool = True  # bf16 autocast on CUDA; fp32 on CPU regardless
+    device: str = "auto"
+    num_workers: int = 0
+    seed: int = 0
+    languages: tuple[str, ...] = ("en",)
+    datasets: tuple[str, ...] = ()  # empty: every dataset with a train split
+    init_from: str = ""  # start from another run's checkpoint (e.g. English, then Arabic)
+    log_every: int = 10
+    augment: AugmentParams = field(default_factory=AugmentParams)
+
+    def validate(self, path: str) -> None:
+        for name in ("epochs", "batch_size", "accumulation_steps"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{path}.{name}: expected a positive integer, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ConfigError(f"{path}.lr: expected a positive learning rate, got {self.lr}")
+
+
+@dataclass(frozen=True)
+class EvalParams:
+    test_sets: tuple[str, ...] = ()  # empty: every dataset with ``evaluate: true`` and a test split
+    languages: tuple[str, ...] = ("en",)
+    batch_size: int = 256
+
+
+@dataclass(frozen=True)
+class TrackingParams:
+    uri: str = "sqlite:///mlflow.db"  # MLFLOW_TRACKING_URI, when set, wins
+    experiment: str = "rsitr"
+    model_prefix: str = "rsitr"
+    connect_timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class PromotionParams:
+    metric: str = "mR"
+    test_set: str = "synth_rsicd"
+    language: str = "en"
+    margin: float = 0.5
+
+
+@dataclass(frozen=True)
+class CoarseToFineParams:
+    """CFITR-style retrieval (Zhou, Wu, Deng, GRSL 2024): hash codes, PPSR, re-ranking."""
+
+    enabled: bool = True
+    bits: int = 128
+    hidden: int = 256
+    epochs: int = 20
+    lr: float = 1.0e-3
+    batch_size: int = 128
+    margin: float = 0.2
+    quantization_weight: float = 0.001
+    balance_weight: float = 0.01
+    candidates: int = 70
+    ppsr: bool = True
+    ppsr_k: int = 10
+    coarse_only: bool = False
+
+
+# ---------------------------------------------------------------------------------------
+# Method options: one dataclass per training method, selected by ``variants.<v>.method``.
+
+
+@dataclass(frozen=True)
+class ZeroshotOptions:
+    """CLIP zero-shot: evaluation only (seed 000)."""
+
+
+@dataclass(frozen=True)
+class FinetuneOptions:
+    """Full fine-tune with symmetric InfoNCE and CLIP's learnable temperature (seed 000)."""
+
+    init_temperature: float = 0.07
+    learnable_temperature: bool = True
+
+
+@dataclass(frozen=True)
+class HmmcWeights:
+    cross: float = 1.0
+    intra_image: float = 1.0
+    intra_text: float = 1.0
+
+
+@dataclass(frozen=True)
+class PetlOptions:
+    """PE-RSITR: shared MRS-Adapter on a frozen CLIP + HMMC loss (Yuan, Zhan, Xiong, TGRS 2023)."""
+
+    bottleneck: int = 64
+    shared_dims: int = 64
+    dropout: float = 0.5
+    token_dropout: float = 0.2
+    share_across_modalities: bool = True
+    blocks: tuple[int, ...] = ()  # empty: every residual block of both towers
+    margin: float = 0.2
+    weights: HmmcWeights = field(default_factory=HmmcWeights)
+
+
+@dataclass(frozen=True)
+class EbakerOptions:
+    """EBAKER: global + local alignment, Eliminate-Before-Align, Keyword Explicit Reasoning (ACM MM 2024)."""
+
+    local: bool = True
+    eba: bool = True
+    ker: bool = True
+    global_weight: float = 0.6
+    local_weight: float = 0.4
+    text_positions: Literal["real", "all"] = "real"
+    temperature: float = 0.05
+    learnable_temperature: bool = False
+    bank_size: int = 200_000
+    drop_ratio: float = 0.01
+    drop_epoch: int = 4  # 0-indexed epoch from which weak anchors are eliminated
+    mlm_weight: float = 0.5
+    ker_layers: int = 4
+    ker_heads: int = 8
+    eval_block_size: int = 400
+
+
+METHOD_OPTIONS: dict[str, type] = {
+    "zeroshot": ZeroshotOptions,
+    "finetune": FinetuneOptions,
+    "petl": PetlOptions,
+    "ebaker": EbakerOptions,
+}
+
+
+@dataclass(frozen=True)
+class VariantParams:
+    """One trainable/evaluable variant: a method, its options, and its resolved training values.
+
+    In params.yaml ``train`` holds only the overrides of the global ``train`` section;
+    here it is the fully resolved ``TrainParams``.
+    """
+
+    name: str
+    method: str
+    train: TrainParams
+    options: Any
+    eval: EvalParams
+
+    @property
+    def trains(self) -> bool:
+        return self.method != "zeroshot"
+
+
+@dataclass(frozen=True)
+class PathsParams:
+    data: str = "data"
+    models: str = "models"
+    metrics: str = "metrics"
+    reports: str = "reports"
+
+
+@dataclass(frozen=True)
+class RsitrParams:
+    """The whole resolved configuration (``rsitr config show`` prints it)."""
+
+    seed: int
+    paths: PathsParams
+    synth: SynthParams
+    datasets: tuple[DatasetParams, ...]
+    ingest: IngestParams
+    dedup: DedupParams
+    split: SplitParams
+    keywords: KeywordParams
+    model: ModelParams
+    train: TrainParams
+    eval: EvalParams
+    tracking: TrackingParams
+    promotion: PromotionParams
+    c2f: CoarseToFineParams
+    variants: Mapping[str, VariantParams]
+
+    def variant(self, name: str) -> VariantParams:
+        """The variant called ``name``; an unknown name lists the valid ones."""
+        if name not in self.variants:
+            raise ConfigError(unknown_name("variant", name, list(self.variants)))
+        return self.variants[name]
+
+    def dataset(self, name: str) -> DatasetParams:
+        for dataset in self.datasets:
+            if dataset.name == name:
+                return dataset
+        raise ConfigError(unknown_name("dataset", name, [d.name for d in self.datasets]))

@@ -1,0 +1,137 @@
+"""Build open_clip CLIP models from ``params.model``: architecture + pretrained source.
+
+``pretrained`` is one of: empty (random initialisation), an open_clip tag (``openai``,
+``laion2b_s34b_b79k``) or a local checkpoint file (open_clip, RemoteCLIP, GeoRSCLIP).
+rsitr registers its own small architectures (``model_configs/*.json``, e.g.
+``rsitr-tiny`` that trains on a CPU in minutes) beside open_clip's.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+from open_clip.factory import resize_pos_embed, resize_text_pos_embed
+
+from rsitr.config import ModelParams
+from rsitr.errors import ModelError, unknown_name
+from rsitr.models.checkpoints import read_state_dict
+
+MODEL_CONFIG_DIR = Path(__file__).with_name("model_configs")
+_registered = False
+
+
+def register_model_configs() -> None:
+    """Make rsitr's architectures (``rsitr-tiny``...) known to open_clip, once."""
+    global _registered
+    if not _registered:
+        open_clip.add_model_config(MODEL_CONFIG_DIR)
+        _registered = True
+
+
+def available_architectures() -> list[str]:
+    register_model_configs()
+    return open_clip.list_models()
+
+
+@dataclass
+class ClipBundle:
+    """An open_clip model with the tokenizer and preprocessing that belong to it."""
+
+    clip: open_clip.CLIP
+    tokenizer: Any
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+def _resolve_pretrained(arch: str, pretrained: str) -> tuple[str, str]:
+    """Classify ``pretrained`` as ``("none"|"file"|"tag", value)``."""
+    if not pretrained:
+        return "none", ""
+    if Path(pretrained).expanduser().is_file():
+        return "file", str(Path(pretrained).expanduser())
+    tags = open_clip.list_pretrained_tags_by_model(arch)
+    if pretrained in tags:
+        return "tag", pretrained
+    if any(sep in pretrained for sep in ("/", "\\")) or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors")):
+        raise ModelError(f"model.pretrained: checkpoint file {pretrained!r} not found")
+    raise ModelError(
+        f"model.pretrained: {pretrained!r} is neither a file nor an open_clip tag of {arch}; "
+        f"valid tags: {', '.join(tags) or '(none)'}"
+    )
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
+def build_clip(model: ModelParams, *, load_weights: bool = True) -> ClipBundle:
+    """Create the CLIP model of ``model.arch`` and load ``model.pretrained`` into it."""
+    register_model_configs()
+    arch = model.arch
+    if arch not in open_clip.list_models():
+        raise ModelError("model.arch: " + unknown_name("architecture", arch, available_architectures()))
+    kind, source = _resolve_pretrained(arch, model.pretrained) if load_weights else ("none", "")
+    if kind == "tag":
+        clip = _create_from_tag(arch, source, model.cache_dir or None)
+    else:
+        clip = open_clip.create_model(arch, pretrained=None)
+        if kind == "file":
+            load_into_clip(clip, source)
+    clip.eval()
+    preprocess_cfg = clip.visual.preprocess_cfg
+    size = clip.visual.image_size
+    image_size = int(size[0] if isinstance(size, (tuple, list)) else size)
+    return ClipBundle(
+        clip=clip,
+        tokenizer=open_clip.get_tokenizer(arch),
+        image_size=image_size,
+        mean=tuple(preprocess_cfg["mean"]),
+        std=tuple(preprocess_cfg["std"]),
+    )
+
+
+def _create_from_tag(arch: str, tag: str, cache_dir: str | None) -> open_clip.CLIP:
+    """Pretrained weights by tag; offline, this fails fast with instructions instead of hanging."""
+    if not _offline():
+        os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
+    try:
+        return open_clip.create_model(arch, pretrained=tag, cache_dir=cache_dir, require_pretrained=True)
+    except Exception as exc:  # noqa: BLE001 - download/cache failures come in many types
+        cfg = open_clip.get_pretrained_cfg(arch, tag)
+        where = cfg.get("hf_hub") or cfg.get("url") or "the open_clip release"
+        raise ModelError(
+            f"pretrained weights {arch}/{tag} are not available offline ({type(exc).__name__}). "
+            f"Download them on a connected machine (open_clip.create_model({arch!r}, pretrained={tag!r}) "
+            f"or the file from {where}), then set model.pretrained=/path/to/open_clip_pytorch_model.bin "
+            "(or model.cache_dir to the folder that holds the cached download)."
+        ) from None
+
+
+def load_into_clip(clip: open_clip.CLIP, path: str | Path) -> None:
+    """Load an open_clip/RemoteCLIP/GeoRSCLIP state dict file into ``clip`` (strict)."""
+    state = read_state_dict(path)
+    if "logit_scale" in state and state["logit_scale"].ndim != clip.logit_scale.ndim:
+        state["logit_scale"] = state["logit_scale"].reshape(clip.logit_scale.shape)
+    resize_pos_embed(state, clip)
+    resize_text_pos_embed(state, clip)
+    result = clip.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if k != "logit_bias"]
+    if missing or result.unexpected_keys:
+        raise ModelError(
+            f"checkpoint {str(path)!r} does not fit architecture: missing {missing[:5]}"
+            f"{'...' if len(missing) > 5 else ''}, unexpected {result.unexpected_keys[:5]}; "
+            "check model.arch matches the checkpoint"
+        )
+
+
+def count_parameters(module: torch.nn.Module) -> tuple[int, int]:
+    """(total, trainable) parameter counts."""
+    total = sum(p.numel() for p in module.parameters())
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    return total, trainable

@@ -1,0 +1,151 @@
+"""MLflow run tracking with explicit run ids.
+
+MLflow's "active run" is per thread, and Prefect runs tasks in threads, so rsitr never
+relies on it: a ``Tracker`` holds a ``MlflowClient`` and the run id, and every call names
+the run. The tracking URI comes from ``MLFLOW_TRACKING_URI`` or ``params.tracking.uri``
+(default: a SQLite file in the repository). An unreachable server fails in seconds,
+before any training starts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rsitr.config import RsitrParams, flatten, to_dict
+from rsitr.errors import TrackingError
+
+MAX_PARAM_LENGTH = 500
+
+
+def tracking_uri(params: RsitrParams) -> str:
+    """``MLFLOW_TRACKING_URI`` when set, else ``params.tracking.uri``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.uri
+
+
+def ensure_reachable(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail fast, with the fix, when the tracking store cannot be used."""
+    if uri.startswith(("http://", "https://")):
+        url = uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - user-configured URI
+                if response.status >= 400:
+                    raise TrackingError(f"MLflow tracking server {uri} answered {response.status} on /health")
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise TrackingError(
+                f"MLflow tracking server {uri} is unreachable ({reason}). Start it (`mlflow server --host 127.0.0.1 "
+                "--port 5000`) or point tracking.uri / MLFLOW_TRACKING_URI at a reachable server "
+                "(default: sqlite:///mlflow.db)"
+            ) from None
+    elif uri.startswith("sqlite:///"):
+        folder = Path(uri[len("sqlite:///"):]).expanduser().resolve().parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise TrackingError(f"tracking database folder {folder} is missing or not writable; fix tracking.uri")
+
+
+def git_commit(cwd: str | Path = ".") -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def data_hashes(lock_path: str | Path = "dvc.lock", stages: tuple[str, ...] = ("split", "keywords")) -> dict[str, str]:
+    """md5 of the data outputs recorded in ``dvc.lock`` (what a model run saw)."""
+    path = Path(lock_path)
+    if not path.is_file():
+        return {}
+    import yaml
+
+    lock = yaml.safe_load(path.read_text()) or {}
+    hashes: dict[str, str] = {}
+    for stage in stages:
+        for out in (lock.get("stages", {}).get(stage, {}) or {}).get("outs", []) or []:
+            if "md5" in out:
+                hashes[f"data.{out['path']}"] = out["md5"]
+    return hashes
+
+
+def _clean(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False) if isinstance(value, (list, tuple, dict)) else str(value)
+    return text[:MAX_PARAM_LENGTH]
+
+
+class Tracker:
+    """One MLflow run, addressed by id (thread-safe for Prefect tasks)."""
+
+    def __init__(self, uri: str, run_id: str):
+        from mlflow.tracking import MlflowClient
+
+        self.uri = uri
+        self.run_id = run_id
+        self.client = MlflowClient(tracking_uri=uri)
+
+    @classmethod
+    def start(
+        cls, params: RsitrParams, run_name: str, tags: Mapping[str, str], run_id: str | None = None
+    ) -> "Tracker":
+        """Create (or re-open, given ``run_id``) a run in ``params.tracking.experiment``."""
+        from mlflow.tracking import MlflowClient
+
+        uri = tracking_uri(params)
+        ensure_reachable(uri, params.tracking.connect_timeout_s)
+        client = MlflowClient(tracking_uri=uri)
+        if run_id:
+            client.update_run(run_id, status="RUNNING")
+            return cls(uri, run_id)
+        experiment = client.get_experiment_by_name(params.tracking.experiment)
+        experiment_id = experiment.experiment_id if experiment else client.create_experiment(params.tracking.experiment)
+        all_tags = {"git_commit": git_commit(), **data_hashes(), **tags}
+        run = client.create_run(experiment_id, run_name=run_name, tags={k: _clean(v) for k, v in all_tags.items()})
+        return cls(uri, run.info.run_id)
+
+    def log_params(self, values: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        existing = self.client.get_run(self.run_id).data.params
+        fresh = [Param(k, _clean(v)) for k, v in values.items() if k not in existing]
+        for first in range(0, len(fresh), 100):
+            self.client.log_batch(self.run_id, params=fresh[first : first + 100])
+
+    def log_config(self, params: RsitrParams, variant: str) -> None:
+        """Flattened params of this variant (its own section + shared model/data settings)."""
+        tree = to_dict(params)
+        selected = {
+            "variant": variant,
+            "model": tree["model"],
+            "data": {"datasets": [d["name"] for d in tree["datasets"]], "dedup": tree["dedup"], "split": tree["split"]},
+            **{k: v for k, v in tree["variants"][variant].items() if k != "name"},
+        }
+        self.log_params(flatten(selected))
+
+    def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+        import time
+
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(k, float(v), now, step or 0) for k, v in values.items() if v is not None and math.isfinite(float(v))
+        ]
+        for first in range(0, len(metrics), 500):
+            self.client.log_batch(self.run_id, metrics=metrics[first : first + 500])
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, _clean(value))
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def end(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.run_id, status=status)

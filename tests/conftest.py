@@ -1,0 +1,29 @@
+"""Shared pytest fixtures.
+
+Tests that read the real annotation files in ``../shared/datasets`` use the
+``shared_datasets`` fixture, which skips cleanly when that folder is absent
+(a user's fresh clone has no ``../shared``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = Path(os.environ.get("RSITR_SHARED_DATASETS", REPO_ROOT.parent / "shared" / "datasets"))
+
+
+@pytest.fixture(scope="session")
+def shared_datasets() -> Path:
+    """Path of ``../shared/datasets``; skips the test when it is absent."""
+    if not SHARED_DATASETS.is_dir():
+        pytest.skip(f"real annotation files not found at {SHARED_DATASETS}")
+    return SHARED_DATASETS
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
