@@ -67,6 +67,48 @@ def cmd_synth(args: argparse.Namespace) -> None:
     print(f"synthetic benchmark written to {out}", file=sys.stderr)
 
 
+def cmd_data_inspect(args: argparse.Namespace) -> None:
+    from rsitr.data.inspect import inspect_dataset
+
+    _print_json(inspect_dataset(args.format, args.root, args.images, workers=args.workers))
+
+
+def _stage(name: str) -> Handler:
+    def run(args: argparse.Namespace) -> None:
+        from rsitr.data import stages
+
+        _print_json(getattr(stages, f"run_{name}")(_load(args)))
+
+    return run
+
+
+def cmd_describe(args: argparse.Namespace) -> None:
+    from rsitr.models import build_model
+    from rsitr.models.describe import describe_model
+
+    params = _load(args)
+    _print_json(describe_model(build_model(params, args.variant, load_weights=False)))
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from rsitr.training.stages import run_train
+
+    summary = run_train(_load(args), args.variant, resume=args.resume, track=not args.no_track)
+    _print_json({k: v for k, v in summary.items() if k != "final"})
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from rsitr.training.stages import run_evaluate
+
+    run_evaluate(_load(args), args.variant, track=not args.no_track)
+
+
+def cmd_summary(args: argparse.Namespace) -> None:
+    from rsitr.reporting import print_summary
+
+    print_summary(_load(args))
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -99,6 +141,46 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--images", type=int, help="number of distinct images (default: synth.images)")
     synth.add_argument("--seed", type=int, help="random seed (default: synth.seed)")
     synth.set_defaults(handler=cmd_synth)
+
+    data = commands.add_parser("data", help="data stages: inspect a download, ingest, dedup, split, keywords")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    inspect = data_sub.add_parser("inspect", help="check a benchmark download (annotations, images) and print JSON")
+    inspect.add_argument("--format", required=True, help="precomp | karpathy | nwpu | csv")
+    inspect.add_argument("--root", required=True, help="folder holding the annotation files")
+    inspect.add_argument("--images", help="images folder (default: the format's usual place under --root)")
+    inspect.add_argument("--workers", type=int, default=2)
+    inspect.set_defaults(handler=cmd_data_inspect)
+    for stage, text in [
+        ("ingest", "read every dataset in params into one verified manifest (rejected.csv lists bad items)"),
+        ("dedup", "pHash every image and cluster near-duplicates across datasets"),
+        ("split", "leakage-free train/val/test splits that keep the official test sets"),
+        ("keywords", "top-k keywords of the train captions, per dataset and language"),
+    ]:
+        sub = data_sub.add_parser(stage, help=text)
+        _common(sub)
+        sub.set_defaults(handler=_stage(stage))
+
+    describe = commands.add_parser("describe", help="build a variant without weights and print its parameter counts")
+    _common(describe)
+    describe.add_argument("--variant", required=True)
+    describe.set_defaults(handler=cmd_describe)
+
+    train = commands.add_parser("train", help="train a variant (checkpoints in models/<variant>/, MLflow run)")
+    _common(train)
+    train.add_argument("--variant", required=True)
+    train.add_argument("--resume", action="store_true", help="continue from models/<variant>/last.pt")
+    train.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a variant's best checkpoint on every test set")
+    _common(evaluate)
+    evaluate.add_argument("--variant", required=True)
+    evaluate.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    summary = commands.add_parser("summary", help="print where the results of the last run are")
+    _common(summary)
+    summary.set_defaults(handler=cmd_summary)
 
     return parser
 

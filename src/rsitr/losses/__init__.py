@@ -18,6 +18,8 @@ from rsitr.errors import ConfigError, unknown_name
 # name -> "module:factory"; imported lazily so that a variant's code loads only when used.
 LOSSES: dict[str, str] = {
     "infonce": "rsitr.losses.infonce:InfoNCELoss",
+    "hmmc": "rsitr.losses.hmmc:HmmcLoss",
+    "ebaker": "rsitr.losses.ebaker:EbakerLoss",
 }
 
 

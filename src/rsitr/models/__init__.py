@@ -27,6 +27,8 @@ class MethodSpec:
 METHODS: dict[str, MethodSpec] = {
     "zeroshot": MethodSpec("rsitr.models.retrieval_model:RetrievalModel", None, "CLIP zero-shot (no training)"),
     "finetune": MethodSpec("rsitr.models.finetune:FinetuneModel", "infonce", "CLIP full fine-tune, symmetric InfoNCE"),
+    "petl": MethodSpec("rsitr.models.petl:PetlModel", "hmmc", "PE-RSITR: shared MRS-Adapter on a frozen CLIP + HMMC"),
+    "ebaker": MethodSpec("rsitr.models.ebaker:EbakerModel", "ebaker", "EBAKER: global+local, EBA, KER"),
 }
 
 
@@ -48,7 +50,7 @@ def build_model(params: RsitrParams, variant: str | VariantParams, *, load_weigh
     variant = params.variant(variant) if isinstance(variant, str) else variant
     model_class = _import(method_spec(variant.method).model)
     bundle = build_clip(params.model, load_weights=load_weights)
-    model = model_class(bundle, variant, params.model)
+    model = model_class(bundle, variant, params)
     model.configure_trainable()
     return model.eval()
 

@@ -8,6 +8,7 @@ rsitr registers its own small architectures (``model_configs/*.json``, e.g.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +81,7 @@ def build_clip(model: ModelParams, *, load_weights: bool = True) -> ClipBundle:
     if kind == "tag":
         clip = _create_from_tag(arch, source, model.cache_dir or None)
     else:
-        clip = open_clip.create_model(arch, pretrained=None)
+        clip = _quietly(open_clip.create_model, arch, pretrained=None)
         if kind == "file":
             load_into_clip(clip, source)
     clip.eval()
@@ -94,6 +95,17 @@ def build_clip(model: ModelParams, *, load_weights: bool = True) -> ClipBundle:
         mean=tuple(preprocess_cfg["mean"]),
         std=tuple(preprocess_cfg["std"]),
     )
+
+
+def _quietly(function, *args, **kwargs):
+    """open_clip logs a warning for every randomly initialised model; rsitr says so itself."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        return function(*args, **kwargs)
+    finally:
+        root.setLevel(level)
 
 
 def _create_from_tag(arch: str, tag: str, cache_dir: str | None) -> open_clip.CLIP:

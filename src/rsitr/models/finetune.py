@@ -9,4 +9,7 @@ class FinetuneModel(RetrievalModel):
     def configure_trainable(self) -> None:
         super().configure_trainable()
         options = self.variant.options
-        self.init_temperature(options.init_temperature, options.learnable_temperature)
+        if not self.model_params.pretrained:  # pretrained weights bring their own temperature
+            self.init_temperature(options.init_temperature, options.learnable_temperature)
+        else:
+            self.clip.logit_scale.requires_grad_(options.learnable_temperature)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rsitr.config import ModelParams, VariantParams
+from rsitr.config import RsitrParams, VariantParams
 from rsitr.models.factory import ClipBundle
 
 Features = dict[str, torch.Tensor]
@@ -26,7 +26,7 @@ Features = dict[str, torch.Tensor]
 class RetrievalModel(nn.Module):
     """open_clip CLIP wrapped with tokenizer, preprocessing and the retrieval contract."""
 
-    def __init__(self, bundle: ClipBundle, variant: VariantParams, model_params: ModelParams):
+    def __init__(self, bundle: ClipBundle, variant: VariantParams, params: RsitrParams):
         super().__init__()
         self.clip = bundle.clip
         self.tokenizer = bundle.tokenizer
@@ -34,7 +34,8 @@ class RetrievalModel(nn.Module):
         self.mean = bundle.mean
         self.std = bundle.std
         self.variant = variant
-        self.model_params = model_params
+        self.params = params  # the whole config: paths (e.g. the keyword list) and data settings
+        self.model_params = params.model
         self.context_length = int(self.clip.context_length)
 
     # ------------------------------------------------------------------ text & images
