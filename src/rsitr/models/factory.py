@@ -132,7 +132,14 @@ def load_into_clip(clip: open_clip.CLIP, path: str | Path) -> None:
         state["logit_scale"] = state["logit_scale"].reshape(clip.logit_scale.shape)
     resize_pos_embed(state, clip)
     resize_text_pos_embed(state, clip)
-    result = clip.load_state_dict(state, strict=False)
+    try:
+        result = clip.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        first = str(exc).split("\n\t")[1] if "\n\t" in str(exc) else str(exc)
+        raise ModelError(
+            f"checkpoint {str(path)!r} does not fit architecture {type(clip).__name__}: {first}; "
+            "check model.arch matches the checkpoint"
+        ) from None
     missing = [k for k in result.missing_keys if k != "logit_bias"]
     if missing or result.unexpected_keys:
         raise ModelError(

@@ -87,7 +87,7 @@ def run_train(params: RsitrParams, variant: str, *, resume: bool = False, track:
             "epoch_seconds": result.epoch_seconds,
             "peak_memory_mb": result.peak_memory_mb,
             "checkpoint_mb": result.checkpoint_bytes / 2**20,
-            "best_val_mR": result.best_val_mR,
+            **({"best_val_mR": result.best_val_mR} if result.best_val_mR is not None else {}),
         })
         tracker.set_tags({"checkpoint": str(Path(result.checkpoint).resolve())})
         tracker.log_artifact(summary_path, "train")

@@ -43,7 +43,7 @@ class TrainResult:
     run_id: str | None
     epochs: int
     best_epoch: int
-    best_val_mR: float
+    best_val_mR: float | None
     train_seconds: float
     epoch_seconds: float
     peak_memory_mb: float
@@ -154,7 +154,7 @@ def train_variant(
 
     if not variant.trains:  # zero-shot: the checkpoint is the untouched base model
         path = save_checkpoint(out / CHECKPOINT_BEST, model=model, variant=variant, params=params, epoch=0)
-        return TrainResult(variant_name, getattr(tracker, "run_id", None), 0, 0, float("nan"), 0.0, 0.0,
+        return TrainResult(variant_name, getattr(tracker, "run_id", None), 0, 0, None, 0.0, 0.0,
                            _peak_memory_mb(device), str(path), path.stat().st_size, total_params, trainable_params)
 
     manifest = read_manifest(manifest_path(params))
