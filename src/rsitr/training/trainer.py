@@ -203,7 +203,7 @@ def train_variant(
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"{variant_name}: loss became {loss.item()} at epoch {epoch + 1}, step {step} "
-                    f"(terms: { {k: float(v) for k, v in terms.items()} }); the last good checkpoint is kept at "
+                    f"(terms: { {k: float(v.detach()) for k, v in terms.items()} }); the last good checkpoint is kept at "
                     f"{last_path}. Lower train.lr or set train.grad_clip, then run again with --resume"
                 )
             (loss / train.accumulation_steps).backward()
