@@ -95,6 +95,13 @@ class KeywordParams:
 
 
 @dataclass(frozen=True)
+class TextParams:
+    """Caption text handling before tokenising (training, evaluation, search)."""
+
+    normalize_arabic: bool = True  # strip tashkeel and tatweel, unify alef/yeh (rsitr.data.arabic)
+
+
+@dataclass(frozen=True)
 class ModelParams:
     """An open_clip architecture plus where its weights come from.
 
@@ -292,6 +299,7 @@ class RsitrParams:
     dedup: DedupParams
     split: SplitParams
     keywords: KeywordParams
+    text: TextParams
     model: ModelParams
     train: TrainParams
     eval: EvalParams

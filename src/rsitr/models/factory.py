@@ -77,6 +77,7 @@ def build_clip(model: ModelParams, *, load_weights: bool = True) -> ClipBundle:
     arch = model.arch
     if arch not in open_clip.list_models():
         raise ModelError("model.arch: " + unknown_name("architecture", arch, available_architectures()))
+    _check_hf_text_tower(arch)
     kind, source = _resolve_pretrained(arch, model.pretrained) if load_weights else ("none", "")
     if kind == "tag":
         clip = _create_from_tag(arch, source, model.cache_dir or None)
@@ -95,6 +96,37 @@ def build_clip(model: ModelParams, *, load_weights: bool = True) -> ClipBundle:
         mean=tuple(preprocess_cfg["mean"]),
         std=tuple(preprocess_cfg["std"]),
     )
+
+
+def _check_hf_text_tower(arch: str) -> None:
+    """Multilingual towers (e.g. ``xlm-roberta-base-ViT-B-32``) need transformers and the HF model.
+
+    rsitr's bilingual (Arabic/English) training uses such a tower at real scale; offline, this
+    says exactly what to install and download instead of failing deep inside open_clip.
+    """
+    text_cfg = (open_clip.get_model_config(arch) or {}).get("text_cfg", {})
+    hf_name = text_cfg.get("hf_model_name") or text_cfg.get("hf_tokenizer_name")
+    if not hf_name:
+        return
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        raise ModelError(
+            f"model.arch={arch} has a Hugging Face text tower ({hf_name}); install it with "
+            "`pip install transformers sentencepiece`"
+        ) from None
+    if _offline():
+        try:
+            from transformers import AutoConfig, AutoTokenizer
+
+            AutoConfig.from_pretrained(hf_name, local_files_only=True)
+            AutoTokenizer.from_pretrained(hf_name, local_files_only=True)
+        except Exception:  # noqa: BLE001 - any miss in the local cache
+            raise ModelError(
+                f"model.arch={arch} needs the Hugging Face model {hf_name!r} (tokenizer and weights), which is not "
+                f"in the local cache and HF_HUB_OFFLINE is set. On a connected machine run "
+                f"`huggingface-cli download {hf_name}` and copy the cache (HF_HOME) here"
+            ) from None
 
 
 def _quietly(function, *args, **kwargs):

@@ -20,6 +20,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from rsitr.config import AugmentParams
+from rsitr.data.arabic import normalize_caption
 from rsitr.errors import DataError
 
 
@@ -55,8 +56,13 @@ def select_split(
     *,
     datasets: Sequence[str] = (),
     languages: Sequence[str] = ("en",),
+    normalize_arabic: bool = True,
 ) -> RetrievalSplit:
-    """Rows of ``split`` (train/val/test), optionally restricted to datasets and languages."""
+    """Rows of ``split`` (train/val/test), optionally restricted to datasets and languages.
+
+    Arabic captions are normalised (tashkeel, tatweel, alef/yeh variants) when asked, the
+    same way at training and evaluation time.
+    """
     rows = manifest[manifest["split"] == split]
     if datasets:
         rows = rows[rows["dataset"].isin(list(datasets))]
@@ -73,12 +79,16 @@ def select_split(
     image_ids = image_ids[order]
     index_of = {image_id: i for i, image_id in enumerate(image_ids)}
     path_of = dict(zip(rows["image_id"], rows["image_path"]))
+    captions = rows["caption"].astype(str).tolist()
+    caption_languages = rows["language"].astype(str).tolist()
+    if normalize_arabic:
+        captions = [normalize_caption(c, lang) for c, lang in zip(captions, caption_languages)]
     return RetrievalSplit(
         image_ids=list(image_ids),
         image_paths=[path_of[i] for i in image_ids],
-        captions=rows["caption"].astype(str).tolist(),
+        captions=captions,
         caption_image=np.array([index_of[i] for i in rows["image_id"]], dtype=np.int64),
-        caption_languages=rows["language"].astype(str).tolist(),
+        caption_languages=caption_languages,
         caption_datasets=rows["dataset"].astype(str).tolist(),
     )
 
@@ -196,3 +206,35 @@ class EvalImages(Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         return self.loader.normalize(self.loader.uint8(self.paths[index]))
+
+
+def token_length_report(tokenizer, split: RetrievalSplit, context_length: int) -> dict[str, dict[str, float]]:
+    """Per language: mean BPE length and the share of captions truncated at the context length.
+
+    open_clip's byte-level BPE never produces unknown tokens (any UTF-8 byte is a symbol), but
+    Arabic words split into many pieces, so captions can exceed a short context: this says
+    how many do. ``distinct_token_ratio`` is distinct ids / all ids (a collapse shows as ~0).
+    """
+    encode = getattr(tokenizer, "encode", None)
+    if encode is None:  # Hugging Face tokenizers count differently; nothing to report here
+        return {}
+    report: dict[str, dict[str, float]] = {}
+    for language in sorted(set(split.caption_languages)):
+        lengths, tokens = [], set()
+        count = 0
+        for caption, lang in zip(split.captions, split.caption_languages):
+            if lang != language:
+                continue
+            ids = encode(caption)
+            lengths.append(len(ids) + 2)  # + start and end of text
+            tokens.update(ids)
+            count += len(ids)
+        array = np.array(lengths)
+        report[language] = {
+            "captions": int(array.size),
+            "mean_tokens": float(array.mean()),
+            "max_tokens": int(array.max()),
+            "truncated_share": float((array > context_length).mean()),
+            "distinct_token_ratio": len(tokens) / max(1, count),
+        }
+    return report

@@ -140,7 +140,8 @@ def run_evaluate(params: RsitrParams, variant: str, *, track: bool = True) -> di
     results: dict[str, Any] = {}
     try:
         for test_set, language in evaluation_targets(params, variant):
-            split = select_split(manifest, "test", datasets=[test_set], languages=[language])
+            split = select_split(manifest, "test", datasets=[test_set], languages=[language],
+                                 normalize_arabic=params.text.normalize_arabic)
             evaluation = evaluate_split(model, split, loader, v.eval.batch_size, device)
             payload = {
                 "variant": variant,

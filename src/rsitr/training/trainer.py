@@ -27,7 +27,14 @@ from rsitr.errors import RsitrError
 from rsitr.models import build_model, build_variant_loss
 from rsitr.retrieval.evaluate import evaluate_split
 from rsitr.training.checkpoint import load_checkpoint, save_checkpoint
-from rsitr.training.data import ImageLoader, TrainPairs, read_manifest, select_split, train_batches
+from rsitr.training.data import (
+    ImageLoader,
+    TrainPairs,
+    read_manifest,
+    select_split,
+    token_length_report,
+    train_batches,
+)
 
 CHECKPOINT_LAST = "last.pt"
 CHECKPOINT_BEST = "best.pt"
@@ -158,8 +165,18 @@ def train_variant(
                            _peak_memory_mb(device), str(path), path.stat().st_size, total_params, trainable_params)
 
     manifest = read_manifest(manifest_path(params))
-    train_split = select_split(manifest, "train", datasets=train.datasets, languages=train.languages)
-    val_split = select_split(manifest, "val", datasets=train.datasets, languages=train.languages)
+    normalize = params.text.normalize_arabic
+    train_split = select_split(manifest, "train", datasets=train.datasets, languages=train.languages,
+                               normalize_arabic=normalize)
+    val_split = select_split(manifest, "val", datasets=train.datasets, languages=train.languages,
+                             normalize_arabic=normalize)
+    lengths = token_length_report(model.tokenizer, train_split, model.context_length)
+    for language, stats in lengths.items():
+        if stats["truncated_share"] > 0:
+            print(f"warning: {stats['truncated_share']:.1%} of {language} training captions exceed the "
+                  f"{model.context_length}-token context and are truncated (max {stats['max_tokens']} tokens)")
+    if tracker is not None:
+        tracker.log_metrics({f"tokens.{lang}.{k}": v for lang, stats in lengths.items() for k, v in stats.items()})
     loader = ImageLoader(model.image_size, model.mean, model.std, cache=train.num_workers == 0)
     dataset = TrainPairs(train_split, loader, train.augment, seed=train.seed)
     loss_fn = build_variant_loss(params, variant).to(device)
@@ -191,7 +208,7 @@ def train_variant(
         model.train()
         sums: dict[str, float] = {}
         batches = train_batches(dataset, train.batch_size, epoch, train.num_workers, model.tokenize)
-        bar = tqdm(batches, desc=f"{variant_name} epoch {epoch + 1}/{train.epochs}", disable=not progress,
+        bar = tqdm(batches, desc=f"{variant_name} epoch {epoch + 1}/{train.epochs}", disable=None if progress else True,
                    leave=False, mininterval=1.0)
         seen = 0
         for step, batch in enumerate(bar):

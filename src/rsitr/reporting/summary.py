@@ -1,0 +1,61 @@
+"""``rsitr summary``: where the results of the last run are, and the leaderboard's top rows.
+
+Reads only files (``metrics/``, ``models/``, ``reports/leaderboard.csv``), so it is instant
+and works without the tracking server; the leaderboard itself is written from MLflow by
+``rsitr leaderboard`` (the last DVC stage).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from rsitr.config import RsitrParams
+
+TOP_ROWS = 5
+
+
+def _mlflow_hint(uri: str) -> str:
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri} in a browser"
+    return f"mlflow ui --backend-store-uri {uri}"
+
+
+def _top_rows(csv_path: Path, top: int) -> list[str]:
+    import pandas as pd
+
+    table = pd.read_csv(csv_path)
+    measured = table[table["label"] == "measured"]
+    lines = []
+    for (test_set, language), rows in measured.groupby(["test_set", "language"], sort=True):
+        lines.append(f"  {test_set} [{language}]  (mR | i2t R@1 | t2i R@1)")
+        for row in rows.sort_values("mR", ascending=False, kind="stable").head(top).itertuples():
+            lines.append(f"    {row.model:<24} {row.mR:6.2f} | {row.i2t_R1:6.2f} | {row.t2i_R1:6.2f}")
+    reported = int((table["label"] == "reported").sum())
+    if reported:
+        lines.append(f"  + {reported} published (reported) rows with citations in the leaderboard")
+    return lines
+
+
+def print_summary(params: RsitrParams, *, top: int = TOP_ROWS, out: TextIO | None = None) -> None:
+    """Print where metrics, checkpoints, the leaderboard and the MLflow runs are; then the top rows."""
+    from rsitr.tracking.mlflow_tracking import tracking_uri
+
+    out = out or sys.stdout
+    metrics, models, reports = (Path(p) for p in (params.paths.metrics, params.paths.models, params.paths.reports))
+    metric_files = sorted(metrics.glob("*/*.json"))
+    checkpoints = sorted(models.glob("*/best.pt"))
+    board, table = reports / "leaderboard.md", reports / "leaderboard.csv"
+    uri = tracking_uri(params)
+    lines = [
+        "rsitr results",
+        f"  metrics:      {metrics}/<variant>/<test_set>.json ({len(metric_files)} files)",
+        f"  checkpoints:  {models}/<variant>/best.pt ({', '.join(p.parent.name for p in checkpoints) or 'none yet'})",
+        f"  leaderboard:  {board}" + ("" if board.is_file() else " (not written yet: run `rsitr leaderboard`)"),
+        f"  MLflow:       {uri}, experiment '{params.tracking.experiment}'; browse: {_mlflow_hint(uri)}",
+        f"  reports:      `rsitr report --variant V --test-set T` writes {reports}/retrieval/<variant>/<test_set>.html",
+    ]
+    if table.is_file():
+        lines += ["", "Leaderboard, top rows (measured):"] + _top_rows(table, top)
+    print("\n".join(lines), file=out)

@@ -1,0 +1,300 @@
+"""The leaderboard: measured runs from MLflow beside published (reported) figures.
+
+Measured rows come from MLflow (``search_runs`` in ``tracking.experiment``), so runs
+started by ``dvc repro`` and by the Prefect flows compare alike: by default the latest
+FINISHED run per ``variant`` tag that has test metrics ``test.<set>.<lang>.<metric>``.
+One row per (test set, language, variant); a run that also logged coarse-to-fine metrics
+``test.<set>.<lang>.c2f.<metric>`` adds a ``<variant> + c2f`` row.
+
+Reported rows come from ``reference_results.csv`` (shipped in this package, one citation
+per row). They are labelled ``reported`` and always sit in their own tables, never ranked
+with measured rows. They appear inside a test set's section only when that test set IS a
+real benchmark (its name is ``rsicd``, ``rsitmd``, ``ucm`` or ``nwpu``, alone or followed
+by ``_``/``-`` and a suffix, case-insensitive: ``rsicd``, ``RSICD_precomp``); rsitr's
+synthetic sets (``synth_rsicd``...) are not, so the figures of benchmarks rsitr did not
+measure go to a final "Published results" section, marked as not comparable.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rsitr.config import RsitrParams
+from rsitr.tracking.mlflow_tracking import ensure_reachable, tracking_uri
+
+MEASURED = "measured"
+REPORTED = "reported"
+RECALLS = ("i2t_R1", "i2t_R5", "i2t_R10", "t2i_R1", "t2i_R5", "t2i_R10", "mR")
+BENCHMARKS = ("rsicd", "rsitmd", "ucm", "nwpu")
+COLUMNS = (
+    "label", "test_set", "language", "benchmark", "model", "method", *RECALLS, "trainable_params", "total_params",
+    "train_seconds", "inference_s", "run_id", "backbone", "train_data", "source", "citation",
+)
+_METRIC_KEY = re.compile(r"^test\.(?P<set>.+)\.(?P<lang>[a-z]{2,3}(?:[-_][A-Za-z]+)?)\.(?:(?P<c2f>c2f)\.)?(?P<metric>\w+)$")
+_BENCHMARK_NAME = re.compile(rf"^({'|'.join(BENCHMARKS)})(?:[_-].*)?$", re.IGNORECASE)
+
+
+def benchmark_of(test_set: str) -> str | None:
+    """The real benchmark a test set name denotes (``RSICD``...), or None (synthetic, custom)."""
+    match = _BENCHMARK_NAME.match(test_set)
+    return match.group(1).upper() if match else None
+
+
+# ----------------------------------------------------------------------------- measured rows
+
+
+def _trains(method: str) -> bool:
+    from rsitr.models import METHODS
+
+    spec = METHODS.get(method)
+    return spec is None or spec.loss is not None
+
+
+def _rows_of_run(run: Any) -> list[dict[str, Any]]:
+    """One row per (test set, language[, c2f]) the run measured."""
+    tags, metrics = run.data.tags, run.data.metrics
+    variant, method = tags.get("variant", run.info.run_name), tags.get("method", "")
+    groups: dict[tuple[str, str, bool], dict[str, float]] = {}
+    for key, value in metrics.items():
+        match = _METRIC_KEY.match(key)
+        if match:
+            group = groups.setdefault((match["set"], match["lang"], bool(match["c2f"])), {})
+            group[match["metric"]] = value
+    rows = []
+    for (test_set, language, c2f), values in sorted(groups.items()):
+        if "mR" not in values:
+            continue
+        prefix = "c2f." if c2f else ""
+        trainable = metrics.get(f"{prefix}trainable_params", metrics.get("trainable_params"))
+        if not c2f and not _trains(method):
+            trainable = 0  # an evaluation-only method trains nothing, whatever the model's requires_grad says
+        rows.append({
+            "label": MEASURED,
+            "test_set": test_set,
+            "language": language,
+            "benchmark": benchmark_of(test_set) or "",
+            "model": f"{variant} + c2f" if c2f else variant,
+            "method": method,
+            **{k: values.get(k) for k in RECALLS},
+            "trainable_params": trainable,
+            "total_params": metrics.get(f"{prefix}total_params", metrics.get("total_params")),
+            "train_seconds": metrics.get(f"{prefix}train_seconds", metrics.get("train_seconds")),
+            "inference_s": values.get("total_s"),
+            "run_id": run.info.run_id,
+        })
+    return rows
+
+
+def _search_runs(client: Any, experiment_id: str) -> Iterable[Any]:
+    token = None
+    while True:
+        page = client.search_runs(
+            [experiment_id], filter_string="attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"], max_results=1000, page_token=token,
+        )
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def measured_rows(params: RsitrParams, *, all_runs: bool = False, variants: Iterable[str] = ()) -> pd.DataFrame:
+    """Measured rows from MLflow: the latest finished, evaluated run per variant (or every run)."""
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri(params)
+    ensure_reachable(uri, params.tracking.connect_timeout_s)
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(params.tracking.experiment)
+    wanted = set(variants)
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    if experiment is not None:
+        for run in _search_runs(client, experiment.experiment_id):
+            variant = run.data.tags.get("variant")
+            if not variant or (wanted and variant not in wanted) or (variant in seen and not all_runs):
+                continue
+            run_rows = _rows_of_run(run)
+            if run_rows:
+                seen.add(variant)
+                rows += run_rows
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+# ----------------------------------------------------------------------------- reported rows
+
+
+def reference_rows(path: str | Path | None = None) -> pd.DataFrame:
+    """Published figures (``reference_results.csv``), labelled ``reported``, with citations."""
+    if path is None:
+        text = resources.files("rsitr.tracking").joinpath("reference_results.csv").read_text(encoding="utf-8")
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+    rows = []
+    for record in csv.DictReader(text.splitlines()):
+        number = lambda key: float(record[key]) if record.get(key) else None  # noqa: E731
+        rows.append({
+            "label": REPORTED,
+            "test_set": record["test_set"],
+            "language": "en",
+            "benchmark": record["test_set"].upper(),
+            "model": record["method"],
+            "method": "",
+            **{k: number(k) for k in RECALLS},
+            "trainable_params": number("trainable_params"),
+            "backbone": record["backbone"],
+            "train_data": record["train_data"],
+            "source": record["source"],
+            "citation": record["citation"],
+        })
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+# ----------------------------------------------------------------------------- the table
+
+
+@dataclass
+class Leaderboard:
+    """Measured tables per (test set, language), reported tables beside them."""
+
+    measured: pd.DataFrame
+    reported: pd.DataFrame
+
+    def sections(self) -> list[tuple[str, str, pd.DataFrame, pd.DataFrame]]:
+        """(test_set, language, measured rows ranked by mR, reported rows of that benchmark)."""
+        out = []
+        for (test_set, language), rows in self.measured.groupby(["test_set", "language"], sort=True):
+            benchmark = benchmark_of(test_set)
+            reported = self.reported[self.reported["benchmark"] == benchmark] if benchmark and language == "en" else \
+                self.reported.iloc[0:0]
+            out.append((test_set, language, rows.sort_values("mR", ascending=False, kind="stable"),
+                        reported.sort_values("mR", ascending=False, kind="stable")))
+        return out
+
+    def unmatched_reported(self) -> pd.DataFrame:
+        """Reported rows of benchmarks no measured test set is: the separate, non-comparable section."""
+        measured = {benchmark_of(t) for t, lang in zip(self.measured["test_set"], self.measured["language"])
+                    if lang == "en"}
+        rows = self.reported[~self.reported["benchmark"].isin(measured - {None})]
+        return rows.sort_values(["benchmark", "mR"], ascending=[True, False], kind="stable")
+
+    def table(self) -> pd.DataFrame:
+        """Every row, measured first, as written to the CSV (``test_set`` of an inline reported
+        row is the measured set it sits beside; ``benchmark`` names the paper's test set)."""
+        parts = []
+        for test_set, language, measured, reported in self.sections():
+            parts += [measured, reported.assign(test_set=test_set)]
+        parts.append(self.unmatched_reported())
+        frames = [p for p in parts if not p.empty]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(COLUMNS))
+
+
+def _number(value: Any, digits: int = 2) -> str:
+    return "" if value is None or pd.isna(value) else f"{float(value):.{digits}f}"
+
+
+def _count(value: Any) -> str:
+    if value is None or pd.isna(value):
+        return ""
+    value = float(value)
+    return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.1f}K" if value >= 1e3 else f"{value:.0f}"
+
+
+def _duration(value: Any) -> str:
+    if value is None or pd.isna(value):
+        return ""
+    seconds = float(value)
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds >= 1 or seconds == 0 else f"{seconds * 1000:.0f} ms"
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {seconds:02d}s"
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return lines + ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+
+
+_RECALL_HEADER = ["i2t R@1", "i2t R@5", "i2t R@10", "t2i R@1", "t2i R@5", "t2i R@10", "mR"]
+
+
+def _measured_lines(rows: pd.DataFrame) -> list[str]:
+    header = ["label", "model", "method", *_RECALL_HEADER, "trainable", "total", "train time", "inference", "run"]
+    body = [[MEASURED, f"**{r.model}**", r.method or "", *[_number(getattr(r, k)) for k in RECALLS],
+             _count(r.trainable_params), _count(r.total_params), _duration(r.train_seconds), _duration(r.inference_s),
+             f"`{str(r.run_id)[:8]}`"] for r in rows.itertuples()]
+    return _markdown_table(header, body)
+
+
+def _reported_lines(rows: pd.DataFrame, citations: dict[str, int]) -> list[str]:
+    header = ["label", "model", "backbone", "train data", *_RECALL_HEADER, "trainable", "source"]
+    body = [[REPORTED, r.model, r.backbone, r.train_data, *[_number(getattr(r, k)) for k in RECALLS],
+             _count(r.trainable_params), f"{r.source} [{citations[r.citation]}]"] for r in rows.itertuples()]
+    return _markdown_table(header, body)
+
+
+def render_markdown(board: Leaderboard, *, uri: str, experiment: str, all_runs: bool) -> str:
+    citations = {c: i + 1 for i, c in enumerate(dict.fromkeys(board.reported["citation"]))}
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# rsitr leaderboard",
+        "",
+        f"Generated {when} from MLflow `{uri}`, experiment `{experiment}` "
+        f"({'every finished run' if all_runs else 'latest finished run per variant'}). "
+        "Recall@K in %; mR = mean of the six recalls; inference = encoding + scoring of the whole test set. "
+        f"Rows labelled **{MEASURED}** were measured by rsitr; rows labelled *{REPORTED}* are copied from papers "
+        "(sources below) and are never ranked together with measured rows.",
+        "",
+    ]
+    sections = board.sections()
+    if not sections:
+        lines += ["No evaluated runs found in MLflow yet: run `dvc repro` (or the Prefect `benchmark` flow).", ""]
+    for test_set, language, measured, reported in sections:
+        lines += [f"## {test_set} [{language}]", ""] + _measured_lines(measured) + [""]
+        if not reported.empty:
+            lines += [f"Reported on {benchmark_of(test_set)} (papers' figures, same benchmark):", ""]
+            lines += _reported_lines(reported, citations) + [""]
+    rest = board.unmatched_reported()
+    if not rest.empty:
+        lines += ["## Published results (reported, on the real benchmarks — not comparable to synthetic test sets)", "",
+                  "The papers' figures on the real benchmarks (ViT-B-32 scale models, official test splits). rsitr did "
+                  "not measure these benchmarks in this leaderboard; the synthetic test sets above are different data.",
+                  ""]
+        for benchmark, rows in rest.groupby("benchmark", sort=True):
+            lines += [f"### {benchmark}", ""] + _reported_lines(rows, citations) + [""]
+    if citations:
+        lines += ["## Sources", ""] + [f"{i}. {c}" for c, i in citations.items()] + [""]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class LeaderboardFiles:
+    markdown: Path
+    csv: Path
+    measured_rows: int
+    reported_rows: int
+    variants: tuple[str, ...]
+
+
+def write_leaderboard(params: RsitrParams, *, all_runs: bool = False, variants: Iterable[str] = (),
+                      reference: str | Path | None = None) -> LeaderboardFiles:
+    """Write ``<reports>/leaderboard.md`` and ``.csv``."""
+    board = Leaderboard(measured_rows(params, all_runs=all_runs, variants=variants), reference_rows(reference))
+    folder = Path(params.paths.reports)
+    folder.mkdir(parents=True, exist_ok=True)
+    markdown, table = folder / "leaderboard.md", folder / "leaderboard.csv"
+    markdown.write_text(render_markdown(board, uri=tracking_uri(params), experiment=params.tracking.experiment,
+                                        all_runs=all_runs), encoding="utf-8")
+    board.table().to_csv(table, index=False)
+    return LeaderboardFiles(markdown, table, len(board.measured), len(board.reported),
+                            tuple(sorted(set(board.measured["model"]))))

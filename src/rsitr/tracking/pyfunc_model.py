@@ -1,0 +1,215 @@
+"""The MLflow pyfunc model rsitr registers: images and texts in, embeddings out.
+
+A registered version is self-contained: its artifacts hold the variant's FULL state dict
+(``weights.pt``, base weights included, so no pretrained download and no ``models/``
+folder is needed), the resolved configuration of that one variant (``rsitr.yaml``) and the
+keyword lists under ``data/processed/`` when the run had them. Loading needs only the
+installed ``rsitr`` package (for the model classes) and the tracking/registry URI::
+
+    import mlflow, pandas as pd
+    model = mlflow.pyfunc.load_model("models:/rsitr-finetune@champion")
+    out = model.predict(pd.DataFrame({"text": ["many planes at an airport"]}))
+    out["text_embedding"][0]  # list of floats, L2-normalised
+
+Input: a DataFrame with a ``text`` column (str), an ``image`` column (a base64-encoded
+PNG/JPEG, optionally as a ``data:image/...;base64,`` URL, or a path to an image file on
+the serving host), or both. Either column may be omitted; a missing/empty cell is skipped.
+Output: a DataFrame with ``text_embedding`` and ``image_embedding`` (lists of floats, the
+variant's global embeddings, L2-normalised; ``None`` where the row had no such input).
+Images are preprocessed exactly as in evaluation (``rsitr.training.data.ImageLoader``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import shutil
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import yaml
+
+from rsitr.errors import DataError
+
+WEIGHTS = "weights"
+CONFIG = "config"
+DATA = "data"
+TEXT_COLUMN = "text"
+IMAGE_COLUMN = "image"
+TEXT_OUTPUT = "text_embedding"
+IMAGE_OUTPUT = "image_embedding"
+TEXT_BATCH = 256
+IMAGE_BATCH = 64
+
+
+def _present(value: Any) -> bool:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return False
+    return not (isinstance(value, (str, bytes)) and len(value) == 0)
+
+
+def image_source(value: str | bytes) -> str | io.BytesIO:
+    """A path to open, or the decoded bytes of a base64 (or data-URL) image."""
+    if isinstance(value, (bytes, bytearray)):
+        return io.BytesIO(bytes(value))
+    text = value.strip()
+    if len(text) < 4096 and not text.startswith("data:") and Path(text).expanduser().is_file():
+        return str(Path(text).expanduser())
+    if text.startswith("data:") and "," in text:
+        text = text.split(",", 1)[1]
+    try:
+        return io.BytesIO(base64.b64decode(text, validate=True))
+    except (binascii.Error, ValueError):
+        raise DataError(
+            f"image value {text[:40]!r}... is neither an existing file nor base64-encoded image bytes"
+        ) from None
+
+
+def encode_image_file(path: str | Path) -> str:
+    """Base64 of an image file's bytes: the ``image`` column's wire format."""
+    return base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+class EmbeddingModel(mlflow.pyfunc.PythonModel):
+    """Rebuilds the rsitr variant from the bundled config and weights; embeds texts and images."""
+
+    def load_context(self, context: Any) -> None:
+        import torch
+
+        from rsitr.config import params_from_dict
+        from rsitr.models import build_model
+        from rsitr.training.data import ImageLoader
+
+        bundle = yaml.safe_load(Path(context.artifacts[CONFIG]).read_text(encoding="utf-8"))
+        raw = bundle["params"]
+        if DATA in context.artifacts:
+            raw["paths"]["data"] = context.artifacts[DATA]
+        params = params_from_dict(raw)
+        model = build_model(params, bundle["variant"], load_weights=False)
+        state = torch.load(context.artifacts[WEIGHTS], map_location="cpu", weights_only=True)
+        model.load_state_dict(state, strict=True)
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = model.to(device).eval()
+        self.loader = ImageLoader(model.image_size, model.mean, model.std, cache=False)
+
+    def _embed_texts(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        parts = []
+        with torch.no_grad():
+            for first in range(0, len(texts), TEXT_BATCH):
+                tokens = self.model.tokenize(texts[first : first + TEXT_BATCH]).to(self.model.device)
+                parts.append(self.model.embed_texts(tokens)["global"].float().cpu().numpy())
+        return np.concatenate(parts)  # [T, D]
+
+    def _embed_images(self, values: list[Any]) -> np.ndarray:
+        import torch
+
+        parts = []
+        with torch.no_grad():
+            for first in range(0, len(values), IMAGE_BATCH):
+                batch = torch.stack([
+                    self.loader.normalize(self.loader.uint8(image_source(v)))  # type: ignore[arg-type]
+                    for v in values[first : first + IMAGE_BATCH]
+                ])  # [B, 3, S, S]
+                parts.append(self.model.embed_images(batch.to(self.model.device))["global"].float().cpu().numpy())
+        return np.concatenate(parts)  # [I, D]
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        frame = pd.DataFrame(model_input)
+        if TEXT_COLUMN not in frame and IMAGE_COLUMN not in frame:
+            raise DataError(f"input needs a {TEXT_COLUMN!r} and/or an {IMAGE_COLUMN!r} column, got {list(frame.columns)}")
+        output = pd.DataFrame({TEXT_OUTPUT: [None] * len(frame), IMAGE_OUTPUT: [None] * len(frame)}, dtype=object)
+        for column, target, embed in (
+            (TEXT_COLUMN, TEXT_OUTPUT, self._embed_texts),
+            (IMAGE_COLUMN, IMAGE_OUTPUT, self._embed_images),
+        ):
+            if column not in frame:
+                continue
+            rows = [i for i, value in enumerate(frame[column].tolist()) if _present(value)]
+            if not rows:
+                continue
+            values = [frame[column].iloc[i] for i in rows]
+            embeddings = embed([str(v) for v in values] if column == TEXT_COLUMN else values)
+            for row, vector in zip(rows, embeddings):
+                output.at[row, target] = vector.tolist()
+        return output
+
+
+def signature():
+    """Inputs: optional ``text`` and ``image`` strings; outputs: optional float arrays."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Array, ColSpec, DataType, Schema
+
+    inputs = Schema([
+        ColSpec(DataType.string, TEXT_COLUMN, required=False),
+        ColSpec(DataType.string, IMAGE_COLUMN, required=False),
+    ])
+    outputs = Schema([
+        ColSpec(Array(DataType.float), TEXT_OUTPUT, required=False),
+        ColSpec(Array(DataType.float), IMAGE_OUTPUT, required=False),
+    ])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def input_example(text: str, image_path: str | Path) -> pd.DataFrame:
+    return pd.DataFrame({TEXT_COLUMN: [text], IMAGE_COLUMN: [encode_image_file(image_path)]})
+
+
+def requirements() -> list[str]:
+    """Pinned versions of what loading needs (rsitr itself must be installed beside them)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for package in ("mlflow", "torch", "open_clip_torch", "numpy", "pandas", "pillow", "pyyaml"):
+        try:
+            pins.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            pins.append(package)
+    return pins
+
+
+def save_embedding_model(
+    path: str | Path,
+    *,
+    model: Any,
+    params_tree: dict[str, Any],
+    variant: str,
+    example_text: str,
+    example_image: str | Path,
+    keywords_dir: str | Path | None = None,
+) -> Path:
+    """Write the pyfunc model folder at ``path`` (weights, config, keywords, signature, example)."""
+    import torch
+
+    path = Path(path)
+    staging = path.parent / f"{path.name}-artifacts"
+    staging.mkdir(parents=True, exist_ok=True)
+    weights = staging / "weights.pt"
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
+    config = staging / "rsitr.yaml"
+    config.write_text(yaml.safe_dump({"variant": variant, "params": params_tree}, sort_keys=False, allow_unicode=True),
+                      encoding="utf-8")
+    artifacts = {WEIGHTS: str(weights), CONFIG: str(config)}
+    keyword_files = sorted(Path(keywords_dir).glob("keywords*.txt")) if keywords_dir else []
+    if keyword_files:
+        processed = staging / "data" / "processed"
+        processed.mkdir(parents=True)
+        for file in keyword_files:
+            shutil.copy2(file, processed / file.name)
+        artifacts[DATA] = str(staging / "data")
+    mlflow.pyfunc.save_model(
+        path=str(path),
+        python_model=EmbeddingModel(),
+        artifacts=artifacts,
+        signature=signature(),
+        input_example=input_example(example_text, example_image),
+        pip_requirements=requirements(),
+        metadata={"rsitr_variant": variant, "embedding": "global, L2-normalised"},
+    )
+    shutil.rmtree(staging)
+    return path

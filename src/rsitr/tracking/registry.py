@@ -1,0 +1,297 @@
+"""The MLflow model registry: register a variant's run, promote a challenger past a gate.
+
+Naming: one registered model per variant, ``<tracking.model_prefix>-<variant>`` (e.g.
+``rsitr-finetune``), so the gate always compares a challenger with the champion of the
+SAME variant; the variant, method and data hashes are also version tags.
+
+Aliases, never stages (MLflow's registry stages are deprecated):
+
+* ``challenger``: set by :func:`register_variant` on the new version; it awaits a decision.
+* ``champion``: moved by :func:`promote` when the challenger's gate metric
+  ``test.<promotion.test_set>.<promotion.language>.<promotion.metric>`` (read from the
+  version's run) beats the champion's by at least ``promotion.margin`` (and is higher);
+  with no champion yet, the first challenger is promoted. ``force=True`` skips the gate and
+  records the reason. Every decision is recorded as ``promotion.*`` tags on the challenger
+  version; a promoted challenger loses the ``challenger`` alias.
+
+:func:`promote` returns a :class:`PromotionDecision`; a refusal is a normal outcome (the CLI
+prints its one-line message and exits 1), while a missing model, alias or metric raises
+``TrackingError`` (exit 2).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from rsitr.config import RsitrParams, to_dict
+from rsitr.errors import ModelError, TrackingError
+from rsitr.tracking.mlflow_tracking import ensure_reachable, tracking_uri
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+MODEL_ARTIFACT = "registered_model"
+RETRIEVAL_METRICS = ("i2t_R1", "i2t_R5", "i2t_R10", "t2i_R1", "t2i_R5", "t2i_R10", "mR")
+
+
+def registered_name(params: RsitrParams, variant: str) -> str:
+    """``<model_prefix>-<variant>``: the registered model of one variant."""
+    return f"{params.tracking.model_prefix}-{variant}"
+
+
+def gate_metric_key(params: RsitrParams) -> str:
+    p = params.promotion
+    return f"test.{p.test_set}.{p.language}.{p.metric}"
+
+
+def registry_client(params: RsitrParams):
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri(params)
+    ensure_reachable(uri, params.tracking.connect_timeout_s)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def variant_run_id(params: RsitrParams, variant: str) -> str:
+    """The run id recorded by ``rsitr train`` in ``models/<variant>/run.json``."""
+    from rsitr.training.stages import RUN_FILE
+    from rsitr.training.trainer import model_dir
+
+    path = model_dir(params, variant) / RUN_FILE
+    if not path.is_file():
+        raise TrackingError(f"no MLflow run recorded for variant {variant} ({path} missing); run "
+                            f"`rsitr train --variant {variant}` with tracking on, or pass --run-id")
+    return json.loads(path.read_text())["run_id"]
+
+
+def _bundled_params(params: RsitrParams, variant: str) -> dict[str, Any]:
+    """The resolved config of this one variant, in the shape ``params_from_dict`` reads back."""
+    tree = to_dict(params)
+    entry = {k: v for k, v in tree["variants"][variant].items() if k != "name"}
+    tree["variants"] = {variant: entry}
+    return tree
+
+
+def _example(params: RsitrParams) -> tuple[str, str]:
+    """A caption and an image of the test split (the model's input example)."""
+    from rsitr.training.data import read_manifest
+    from rsitr.training.trainer import manifest_path
+
+    manifest = read_manifest(manifest_path(params))
+    row = manifest[manifest["split"] == "test"].iloc[0] if (manifest["split"] == "test").any() else manifest.iloc[0]
+    return str(row["caption"]), str(row["image_path"])
+
+
+def _version_tags(params: RsitrParams, variant: str, run: Any) -> dict[str, str]:
+    tags = {"variant": variant, "run_id": run.info.run_id, "gate.metric": gate_metric_key(params)}
+    for key in ("method", "arch", "pretrained", "git_commit", "datasets"):
+        if key in run.data.tags:
+            tags[key] = run.data.tags[key]
+    tags.update({k: v for k, v in run.data.tags.items() if k.startswith("data.")})
+    for key, value in run.data.metrics.items():
+        if key.startswith("test.") and key.rsplit(".", 1)[-1] in RETRIEVAL_METRICS:
+            tags[f"metric.{key}"] = f"{value:.4f}"
+    for key in ("trainable_params", "total_params"):
+        if key in run.data.metrics:
+            tags[key] = str(int(run.data.metrics[key]))
+    return tags
+
+
+def _ensure_registered_model(client: Any, name: str, variant: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(
+            name,
+            tags={"variant": variant},
+            description=(f"rsitr variant {variant!r}: embeds images and texts (pyfunc). Load with "
+                         f"mlflow.pyfunc.load_model('models:/{name}@{CHAMPION}'); input columns 'text' and/or "
+                         "'image' (base64 PNG/JPEG or a path), output 'text_embedding'/'image_embedding'."),
+        )
+
+
+@dataclass(frozen=True)
+class Registration:
+    name: str
+    version: str
+    run_id: str
+    source: str
+    reused: bool
+
+
+def register_variant(params: RsitrParams, variant: str, *, run_id: str | None = None) -> Registration:
+    """Log the variant's pyfunc model into its run, create a model version, alias it ``challenger``.
+
+    Registering a run that already has a version of this model reuses that version.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from rsitr.data.stages import stage_paths
+    from rsitr.training.checkpoint import load_trained_model
+    from rsitr.training.trainer import CHECKPOINT_BEST, model_dir
+    from rsitr.tracking.pyfunc_model import save_embedding_model
+
+    v = params.variant(variant)
+    run_id = run_id or variant_run_id(params, variant)
+    client = registry_client(params)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise TrackingError(f"MLflow run {run_id} of variant {variant} not found at {tracking_uri(params)}") from None
+    if run.info.status != "FINISHED":
+        raise TrackingError(f"run {run_id} of variant {variant} is {run.info.status}; register a finished run")
+    name = registered_name(params, variant)
+    _ensure_registered_model(client, name, variant)
+    existing = client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
+    if existing:
+        version = max(existing, key=lambda mv: int(mv.version))
+        client.set_registered_model_alias(name, CHALLENGER, version.version)
+        return Registration(name, str(version.version), run_id, version.source, reused=True)
+    checkpoint = model_dir(params, variant) / CHECKPOINT_BEST
+    if not checkpoint.is_file():
+        raise ModelError(f"checkpoint {checkpoint} not found; run `rsitr train --variant {variant}` first")
+    model = load_trained_model(params, v, checkpoint)
+    text, image = _example(params)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = save_embedding_model(
+            Path(tmp) / "model", model=model, params_tree=_bundled_params(params, variant), variant=variant,
+            example_text=text, example_image=image, keywords_dir=stage_paths(params).processed,
+        )
+        client.log_artifacts(run_id, str(local), MODEL_ARTIFACT)
+    source = f"{run.info.artifact_uri.rstrip('/')}/{MODEL_ARTIFACT}"
+    version = client.create_model_version(
+        name, source, run_id=run_id, tags=_version_tags(params, variant, run),
+        description=f"{variant} from run {run_id}",
+    )
+    client.set_registered_model_alias(name, CHALLENGER, version.version)
+    return Registration(name, str(version.version), run_id, source, reused=False)
+
+
+# ----------------------------------------------------------------------------- promotion
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """The outcome of :func:`promote`. ``status``: promoted | refused | unchanged."""
+
+    name: str
+    status: str
+    challenger: str
+    champion: str | None
+    metric: str
+    challenger_value: float | None
+    champion_value: float | None
+    margin: float
+    forced: bool
+    message: str
+
+    @property
+    def promoted(self) -> bool:
+        return self.status == "promoted"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "promoted": self.promoted}
+
+
+def _alias(client: Any, name: str, alias: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def _version_metric(client: Any, version: Any, key: str) -> float | None:
+    """The gate metric of a version: its run's metric, else the ``metric.<key>`` version tag."""
+    from mlflow.exceptions import MlflowException
+
+    if version.run_id:
+        try:
+            metrics = client.get_run(version.run_id).data.metrics
+            if key in metrics:
+                return float(metrics[key])
+        except MlflowException:
+            pass
+    tag = (version.tags or {}).get(f"metric.{key}")
+    return float(tag) if tag is not None else None
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def promote(params: RsitrParams, variant: str, *, force: bool = False, reason: str = "") -> PromotionDecision:
+    """Move ``champion`` to the ``challenger`` version when it passes the gate (or ``force``)."""
+    params.variant(variant)
+    client = registry_client(params)
+    name = registered_name(params, variant)
+    key = gate_metric_key(params)
+    margin = params.promotion.margin
+    challenger = _alias(client, name, CHALLENGER)
+    if challenger is None:
+        raise TrackingError(f"registered model {name} has no {CHALLENGER!r} version awaiting promotion; "
+                            f"register one with `rsitr register --variant {variant}`")
+    champion = _alias(client, name, CHAMPION)
+    new = _version_metric(client, challenger, key)
+    old = _version_metric(client, champion, key) if champion is not None else None
+
+    def decide(status: str, message: str) -> PromotionDecision:
+        return PromotionDecision(name, status, str(challenger.version), None if champion is None else str(champion.version),
+                                 key, new, old, margin, force and status == "promoted", message)
+
+    if champion is not None and champion.version == challenger.version:
+        return decide("unchanged", f"{name} v{challenger.version} is already the {CHAMPION}")
+    if new is None and not force:
+        raise TrackingError(f"{name} v{challenger.version} (run {challenger.run_id}) has no metric {key}; evaluate "
+                            f"it on {params.promotion.test_set} [{params.promotion.language}] "
+                            f"(`rsitr evaluate --variant {variant}`) or change promotion.* in params")
+    label = f"{name} v{challenger.version}"
+    if force:
+        why = reason or "no reason given"
+        decision = decide("promoted", f"{label} promoted to {CHAMPION} by --force (reason: {why}); gate skipped: "
+                                      f"{key} {_fmt(new)} vs {CHAMPION} "
+                                      f"{'none' if champion is None else f'v{champion.version} {_fmt(old)}'}")
+    elif champion is None:
+        decision = decide("promoted", f"{label} promoted to {CHAMPION} (no {CHAMPION} yet): {key} {_fmt(new)}")
+    elif old is None:
+        decision = decide("refused", f"{label} not promoted: {CHAMPION} v{champion.version} has no {key} to compare "
+                                     f"with the challenger's {_fmt(new)}; use --force --reason '...' to promote anyway")
+    elif new - old >= margin and new > old:
+        decision = decide("promoted", f"{label} promoted to {CHAMPION}: {key} {_fmt(new)} beats {CHAMPION} "
+                                      f"v{champion.version} {_fmt(old)} by {new - old:+.2f} (margin {margin:g})")
+    else:
+        decision = decide("refused", f"{label} not promoted: {key} {_fmt(new)} vs {CHAMPION} v{champion.version} "
+                                     f"{_fmt(old)} ({new - old:+.2f}, needs at least +{margin:g}); "
+                                     "use --force --reason '...' to override")
+    _record(client, decision, challenger.version, reason if force else "")
+    return decision
+
+
+def _record(client: Any, decision: PromotionDecision, version: str, reason: str) -> None:
+    """Tags on the challenger version; on promotion, move the aliases."""
+    tags = {
+        "promotion.status": "forced" if decision.forced else decision.status,
+        "promotion.time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "promotion.by": getpass.getuser(),
+        "promotion.metric": decision.metric,
+        "promotion.challenger_value": _fmt(decision.challenger_value),
+        "promotion.champion_value": _fmt(decision.champion_value),
+        "promotion.previous_champion": decision.champion or "none",
+        "promotion.message": decision.message[:4000],
+    }
+    if decision.forced:
+        tags["promotion.forced"] = "true"
+        tags["promotion.reason"] = reason or "no reason given"
+    for key, value in tags.items():
+        client.set_model_version_tag(decision.name, version, key, value)
+    if decision.promoted:
+        client.set_registered_model_alias(decision.name, CHAMPION, version)
+        client.delete_registered_model_alias(decision.name, CHALLENGER)
