@@ -182,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(summary)
     summary.set_defaults(handler=cmd_summary)
 
+    from rsitr.retrieval.cli_commands import register as register_retrieval_commands
+
+    register_retrieval_commands(commands)
     return parser
 
 

@@ -167,6 +167,9 @@ def _build_variants(raw: Any, raw_train: Mapping[str, Any], raw_eval: Mapping[st
 
 def _check_cross_references(params: RsitrParams) -> None:
     names = {d.name for d in params.datasets}
+    for variant in params.c2f.variants:
+        if variant not in params.variants:
+            raise ConfigError("c2f.variants: " + unknown_name("variant", variant, list(params.variants)))
     for scope, evaluation, train in [("", params.eval, params.train)] + [
         (f"variants.{v.name}.", v.eval, v.train) for v in params.variants.values()
     ]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -175,11 +176,21 @@ def epoch_order(num_items: int, seed: int, epoch: int) -> list[int]:
     return np.random.default_rng([seed, epoch, 7919]).permutation(num_items).tolist()
 
 
-def train_batches(dataset: TrainPairs, batch_size: int, epoch: int, num_workers: int, tokenize) -> DataLoader:
-    """Batches of an epoch: fixed order, last incomplete batch dropped when the set allows."""
+def train_batches(dataset: TrainPairs, batch_size: int, epoch: int, num_workers: int, tokenize,
+                  context: Any = None) -> DataLoader:
+    """Batches of an epoch: fixed order, last incomplete batch dropped when the set allows.
+
+    Under data parallelism each rank reads its slice of every global batch
+    (``rsitr.training.distributed.shard_batch_indices``), keeping one caption per image.
+    """
+    from rsitr.training.distributed import DistributedContext, shard_batch_indices
+
+    context = context or DistributedContext()
     dataset.set_epoch(epoch)
     order = epoch_order(len(dataset), dataset.seed, epoch)
-    drop_last = len(dataset) > batch_size
+    drop_last = len(dataset) > batch_size * context.world_size
+    if context.enabled:
+        order = shard_batch_indices(order, batch_size, context, drop_last=True)
 
     def collate(items: list[dict]) -> dict:
         captions = [item["caption"] for item in items]

@@ -10,6 +10,7 @@ metrics per test set and language.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,8 @@ def run_train(params: RsitrParams, variant: str, *, resume: bool = False, track:
     from rsitr.tracking.mlflow_tracking import Tracker
 
     params.variant(variant)  # unknown names fail before anything starts
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 alone tracks and writes
+    track = track and main_rank
     out = model_dir(params, variant)
     run_file = out / RUN_FILE
     previous_run = json.loads(run_file.read_text())["run_id"] if (resume and run_file.is_file()) else None
@@ -79,6 +82,8 @@ def run_train(params: RsitrParams, variant: str, *, resume: bool = False, track:
         if tracker is not None:
             tracker.end("FAILED")
         raise
+    if not main_rank:
+        return {}
     summary_path = out / "train.json"
     write_train_summary(result, summary_path)
     if tracker is not None:

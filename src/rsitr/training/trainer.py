@@ -27,6 +27,7 @@ from rsitr.errors import RsitrError
 from rsitr.models import build_model, build_variant_loss
 from rsitr.retrieval.evaluate import evaluate_split
 from rsitr.training.checkpoint import load_checkpoint, save_checkpoint
+from rsitr.training.distributed import DistributedContext, GlobalBatchLoss, barrier, init_distributed
 from rsitr.training.data import (
     ImageLoader,
     TrainPairs,
@@ -118,6 +119,18 @@ def _rng_state() -> dict[str, Any]:
     return state
 
 
+def _gather_rng_states(context: DistributedContext) -> dict[str, Any] | list[dict[str, Any]]:
+    """Every rank's RNG state (rank 0 saves them all, so each rank resumes its own stream)."""
+    state = _rng_state()
+    if not context.enabled:
+        return state
+    import torch.distributed as dist
+
+    states: list[Any] = [None] * context.world_size
+    dist.all_gather_object(states, state)
+    return states
+
+
 def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
@@ -141,14 +154,25 @@ def train_variant(
     resume: bool = False,
     tracker: Any | None = None,
     progress: bool = True,
+    context: DistributedContext | None = None,
 ) -> TrainResult:
-    """Train ``variant_name`` on the train split; checkpoints go to ``models/<variant>/``."""
+    """Train ``variant_name`` on the train split; checkpoints go to ``models/<variant>/``.
+
+    Under torchrun (``WORLD_SIZE`` > 1) every rank trains its shard of each global batch
+    with DistributedDataParallel; only rank 0 logs, validates and writes checkpoints.
+    """
     variant: VariantParams = params.variant(variant_name)
     train = variant.train
     out = model_dir(params, variant_name)
-    out.mkdir(parents=True, exist_ok=True)
-    seed_everything(train.seed)
     device = resolve_device(train.device)
+    context = context or init_distributed(device)
+    if context.enabled and device.type == "cuda":
+        device = torch.device("cuda", context.local_rank)
+    main = context.is_main
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+    progress = progress and main
+    seed_everything(train.seed)  # identical initial weights on every rank
 
     model = build_model(params, variant)
     if train.init_from:
@@ -160,6 +184,8 @@ def train_variant(
         tracker.log_metrics({"total_params": total_params, "trainable_params": trainable_params})
 
     if not variant.trains:  # zero-shot: the checkpoint is the untouched base model
+        if not main:
+            return TrainResult(variant_name, None, 0, 0, None, 0.0, 0.0, 0.0, "", 0, total_params, trainable_params)
         path = save_checkpoint(out / CHECKPOINT_BEST, model=model, variant=variant, params=params, epoch=0)
         return TrainResult(variant_name, getattr(tracker, "run_id", None), 0, 0, None, 0.0, 0.0,
                            _peak_memory_mb(device), str(path), path.stat().st_size, total_params, trainable_params)
@@ -180,8 +206,11 @@ def train_variant(
     loader = ImageLoader(model.image_size, model.mean, model.std, cache=train.num_workers == 0)
     dataset = TrainPairs(train_split, loader, train.augment, seed=train.seed)
     loss_fn = build_variant_loss(params, variant).to(device)
+    if context.enabled:
+        loss_fn = GlobalBatchLoss(loss_fn, context)
     optimizer = build_optimizer(model, train)
-    steps_per_epoch = max(1, len(dataset) // train.batch_size if len(dataset) > train.batch_size else 1)
+    global_batch = train.batch_size * context.world_size
+    steps_per_epoch = max(1, len(dataset) // global_batch if len(dataset) > global_batch else 1)
     total_steps = max(1, train.epochs * steps_per_epoch // train.accumulation_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, train.warmup_steps))
 
@@ -193,10 +222,20 @@ def train_variant(
         loss_fn.load_state_dict(state["loss_state"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"])
+        rng = state["rng"]
         start_epoch, global_step = state["epoch"], state["global_step"]
         best_val, best_epoch, history = state["best_val"], state["best_epoch"], state["history"]
-        print(f"resuming {variant_name} from {last_path} after epoch {start_epoch}")
+        if main:
+            print(f"resuming {variant_name} from {last_path} after epoch {start_epoch}")
+    if resume and last_path.is_file():
+        _set_rng_state(rng[context.rank] if isinstance(rng, list) else rng)  # each rank resumes its own stream
+    elif context.enabled:
+        torch.manual_seed(train.seed + 1000 * context.rank)  # distinct dropout streams per rank
+    forward_model = model
+    if context.enabled:
+        forward_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=False
+        )
 
     use_amp = train.amp and device.type == "cuda"
     started = time.perf_counter()
@@ -207,14 +246,14 @@ def train_variant(
             loss_fn.on_epoch_start(epoch)
         model.train()
         sums: dict[str, float] = {}
-        batches = train_batches(dataset, train.batch_size, epoch, train.num_workers, model.tokenize)
+        batches = train_batches(dataset, train.batch_size, epoch, train.num_workers, model.tokenize, context)
         bar = tqdm(batches, desc=f"{variant_name} epoch {epoch + 1}/{train.epochs}", disable=None if progress else True,
                    leave=False, mininterval=1.0)
         seen = 0
         for step, batch in enumerate(bar):
             batch = _to_device(batch, device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                outputs = model(batch["images"], batch["tokens"], **{k: v for k, v in batch.items() if k not in ("images", "tokens")})
+                outputs = forward_model(batch["images"], batch["tokens"], **{k: v for k, v in batch.items() if k not in ("images", "tokens")})
                 terms = loss_fn(outputs, batch)
             loss = sum(terms.values())
             if not torch.isfinite(loss):
@@ -245,24 +284,31 @@ def train_variant(
         record = {f"epoch_{k}": v / steps for k, v in sums.items()}
         if hasattr(loss_fn, "epoch_summary"):
             record.update(loss_fn.epoch_summary())
-        validation = evaluate_split(model, val_split, loader, params.eval.batch_size, device)["metrics"]
-        record.update({f"val_{k}": v for k, v in validation.items()})
-        record.update({"epoch": epoch + 1, "epoch_seconds": epoch_seconds, "lr": scheduler.get_last_lr()[0]})
-        history.append(record)
-        if tracker is not None:
-            tracker.log_metrics(record, step=epoch + 1)
-        if validation["mR"] > best_val:
-            best_val, best_epoch = validation["mR"], epoch + 1
-            save_checkpoint(out / CHECKPOINT_BEST, model=model, variant=variant, params=params, epoch=epoch + 1,
-                            loss_fn=loss_fn)
-        save_checkpoint(
-            last_path, model=model, variant=variant, params=params, epoch=epoch + 1, loss_fn=loss_fn,
-            optimizer=optimizer, scheduler=scheduler, rng=_rng_state(), global_step=global_step,
-            best_val=best_val, best_epoch=best_epoch, history=history,
-        )
-        print(f"{variant_name} epoch {epoch + 1}/{train.epochs}: loss {record.get('epoch_loss', float('nan')):.4f} "
-              f"val mR {validation['mR']:.2f} ({epoch_seconds:.1f}s)")
+        rng_states = _gather_rng_states(context)
+        if main:
+            validation = evaluate_split(model, val_split, loader, params.eval.batch_size, device)["metrics"]
+            record.update({f"val_{k}": v for k, v in validation.items()})
+            record.update({"epoch": epoch + 1, "epoch_seconds": epoch_seconds, "lr": scheduler.get_last_lr()[0]})
+            history.append(record)
+            if tracker is not None:
+                tracker.log_metrics(record, step=epoch + 1)
+            if validation["mR"] > best_val:
+                best_val, best_epoch = validation["mR"], epoch + 1
+                save_checkpoint(out / CHECKPOINT_BEST, model=model, variant=variant, params=params, epoch=epoch + 1,
+                                loss_fn=loss_fn)
+            save_checkpoint(
+                last_path, model=model, variant=variant, params=params, epoch=epoch + 1, loss_fn=loss_fn,
+                optimizer=optimizer, scheduler=scheduler, rng=rng_states, global_step=global_step,
+                best_val=best_val, best_epoch=best_epoch, history=history,
+            )
+            print(f"{variant_name} epoch {epoch + 1}/{train.epochs}: loss {record.get('epoch_loss', float('nan')):.4f} "
+                  f"val mR {validation['mR']:.2f} ({epoch_seconds:.1f}s)", flush=True)
+        barrier(context)
 
+    if not main:
+        return TrainResult(variant_name, None, train.epochs, best_epoch, None, time.perf_counter() - started,
+                           float(np.mean(epoch_times)) if epoch_times else 0.0, _peak_memory_mb(device), "", 0,
+                           total_params, trainable_params, [])
     best = out / CHECKPOINT_BEST
     return TrainResult(
         variant=variant_name,
