@@ -75,7 +75,7 @@ def test_unknown_method_and_variant_list_valid_choices():
 
 
 def test_literal_choices_listed():
-    with pytest.raises(ConfigError, match="valid choices: adam, adamw"):
+    with pytest.raises(ConfigError, match="valid choices: adam, adamw, sgd"):
         load_params(REPO / "params.yaml", ["train.optimizer=sgd"])
 
 

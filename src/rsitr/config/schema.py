@@ -127,7 +127,7 @@ class AugmentParams:
 class TrainParams:
     epochs: int = 6
     batch_size: int = 64
-    optimizer: Literal["adam", "adamw"] = "adamw"
+    optimizer: Literal["adam", "adamw", "sgd"] = "adamw"
     lr: float = 5.0e-4
     weight_decay: float = 0.1
     warmup_steps: int = 20

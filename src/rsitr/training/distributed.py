@@ -77,7 +77,9 @@ class GlobalBatchLoss(nn.Module):
 
     Gathers ``loss.gather_keys`` from the outputs (default: every tensor whose first dim is
     the batch size) and ``image_ids``/``caption_ids`` from the batch; terms named in
-    ``loss.local_terms`` are left as computed on local tensors.
+    ``loss.local_terms`` are left as computed on local tensors. Shared, non-per-sample
+    outputs (the learnable temperature) see the whole global batch on every rank, so their
+    gradient is divided by the world size to cancel the global terms' scaling.
     """
 
     def __init__(self, loss: nn.Module, context: DistributedContext):
@@ -89,14 +91,19 @@ class GlobalBatchLoss(nn.Module):
         if not self.context.enabled:
             return self.loss(outputs, batch)
         size = batch["images"].shape[0]
+        world = float(self.context.world_size)
         keys = getattr(self.loss, "gather_keys", None)
         gathered_outputs = dict(outputs)
         for key, value in outputs.items():
-            wanted = key in keys if keys is not None else (
-                isinstance(value, torch.Tensor) and value.ndim >= 1 and value.shape[0] == size
-            )
-            if wanted:
+            if not isinstance(value, torch.Tensor):
+                continue
+            per_sample = value.ndim >= 1 and value.shape[0] == size
+            if (key in keys) if keys is not None else per_sample:
                 gathered_outputs[key] = all_gather_with_grad(value, self.context)
+            elif not per_sample and value.requires_grad:
+                # shared tensors (the temperature) get the global-batch gradient on EVERY rank;
+                # undo the world-size scaling below so DDP's average leaves it unchanged
+                gathered_outputs[key] = scale_gradient(value, 1.0 / world)
         gathered_batch = dict(batch)
         for key in ("image_ids", "caption_ids"):
             if key in batch:
@@ -104,7 +111,7 @@ class GlobalBatchLoss(nn.Module):
         local_terms = set(getattr(self.loss, "local_terms", ()))
         terms = self.loss(gathered_outputs, gathered_batch)
         return {
-            name: value if name in local_terms else scale_gradient(value, float(self.context.world_size))
+            name: value if name in local_terms else scale_gradient(value, world)
             for name, value in terms.items()
         }
 

@@ -93,6 +93,8 @@ def build_optimizer(model: torch.nn.Module, train: TrainParams) -> torch.optim.O
     groups = [{"params": decay, "weight_decay": train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if train.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=train.lr)
+    if train.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=train.lr, momentum=0.9)
     return torch.optim.Adam(groups, lr=train.lr)
 
 
