@@ -76,7 +76,7 @@ def test_unknown_method_and_variant_list_valid_choices():
 
 def test_literal_choices_listed():
     with pytest.raises(ConfigError, match="valid choices: adam, adamw, sgd"):
-        load_params(REPO / "params.yaml", ["train.optimizer=sgd"])
+        load_params(REPO / "params.yaml", ["train.optimizer=lion"])
 
 
 def test_method_options_are_validated_per_method():

@@ -218,7 +218,7 @@ def test_cli_end_to_end_with_a_trained_tiny_model(tmp_path):
 
     rsitr("train", "--variant", "finetune", "--params", params, "--no-track")
     c2f_cli("c2f", "run", "--variant", "finetune", "--params", params)
-    metrics = json.loads((tmp_path / "metrics" / "finetune" / "quad.c2f.json").read_text())
+    metrics = json.loads((tmp_path / "metrics" / "c2f" / "finetune" / "quad.json").read_text())
     assert metrics["label"] == "finetune + c2f" and 0 <= metrics["mR"] <= 100
     assert (tmp_path / "models" / "finetune" / "hash_heads.pt").is_file()
 

@@ -179,7 +179,7 @@ class CoarseToFineParams:
     """CFITR-style retrieval (Zhou, Wu, Deng, GRSL 2024): hash codes, PPSR, re-ranking."""
 
     enabled: bool = True
-    variants: tuple[str, ...] = ("finetune",)  # variants that get a "+ c2f" evaluation in `dvc repro`
+    variants: tuple[str, ...] = ()  # variants that get a "+ c2f" evaluation in `dvc repro`
     bits: int = 128
     hidden: int = 256
     epochs: int = 20

@@ -5,7 +5,7 @@ with a Coarse-to-Fine Approach", IEEE GRSL 2024). ``register(commands)`` adds th
 subcommands to the ``commands`` subparsers of ``rsitr.cli.build_parser``::
 
     rsitr c2f train    --variant V      hash heads -> models/V/hash_heads.pt
-    rsitr c2f evaluate --variant V      -> metrics/V/<test_set>.c2f.json
+    rsitr c2f evaluate --variant V      -> metrics/c2f/V/<test_set>.json
     rsitr c2f run      --variant V      train, then evaluate
     rsitr index build  --model V|models:/name@alias --images DIR --out INDEX [--chunk-size N]
     rsitr search       --index INDEX "text query" | --image PATH  [--top-k 10] [--json]

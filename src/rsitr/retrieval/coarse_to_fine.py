@@ -354,7 +354,7 @@ def _log_to_variant_run(params: Any, variant: str, payload: dict[str, Any]) -> N
 
 
 def run_c2f_evaluate(params: Any, variant: str, *, track: bool = True) -> dict[str, Any]:
-    """Coarse-to-fine evaluation of the variant on every test target; writes ``*.c2f.json``."""
+    """Coarse-to-fine evaluation of the variant on every test target; writes ``metrics/c2f/<variant>/*.json``."""
     from rsitr.config import to_dict
     from rsitr.training.data import select_split
     from rsitr.training.stages import evaluation_targets
