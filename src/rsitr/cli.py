@@ -183,8 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     summary.set_defaults(handler=cmd_summary)
 
     from rsitr.retrieval.cli_commands import register as register_retrieval_commands
+    from rsitr.tracking.cli_commands import register as register_tracking_commands
 
     register_retrieval_commands(commands)
+    register_tracking_commands(commands)
     return parser
 
 

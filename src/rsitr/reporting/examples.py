@@ -96,7 +96,8 @@ def score_split(params: RsitrParams, variant: str, test_set: str, language: str)
     model = load_trained_model(params, v, model_dir(params, variant) / CHECKPOINT_BEST)
     device = resolve_device(v.train.device)
     model.to(device)
-    split = select_split(read_manifest(manifest_path(params)), "test", datasets=[test_set], languages=[language])
+    split = select_split(read_manifest(manifest_path(params)), "test", datasets=[test_set], languages=[language],
+                         normalize_arabic=params.text.normalize_arabic)
     loader = ImageLoader(model.image_size, model.mean, model.std, cache=False)
     images, texts, _ = encode_split(model, split, loader, v.eval.batch_size, device)
     scores = model.score(images, texts).float().cpu().numpy()  # [N, C]

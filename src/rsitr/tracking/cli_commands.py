@@ -51,7 +51,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
     files = write_leaderboard(_params(args), all_runs=args.all_runs, variants=args.variant or ())
     print(f"leaderboard: {files.markdown} and {files.csv} ({files.measured_rows} measured rows: "
-          f"{', '.join(files.variants) or 'none'}; {files.reported_rows} reported rows)")
+          f"{', '.join(files.models) or 'none'}; {files.reported_rows} reported rows)")
     return 0
 
 

@@ -283,7 +283,7 @@ class LeaderboardFiles:
     csv: Path
     measured_rows: int
     reported_rows: int
-    variants: tuple[str, ...]
+    models: tuple[str, ...]  # measured row names: variants and "<variant> + c2f"
 
 
 def write_leaderboard(params: RsitrParams, *, all_runs: bool = False, variants: Iterable[str] = (),

@@ -16,7 +16,8 @@ PNG/JPEG, optionally as a ``data:image/...;base64,`` URL, or a path to an image 
 the serving host), or both. Either column may be omitted; a missing/empty cell is skipped.
 Output: a DataFrame with ``text_embedding`` and ``image_embedding`` (lists of floats, the
 variant's global embeddings, L2-normalised; ``None`` where the row had no such input).
-Images are preprocessed exactly as in evaluation (``rsitr.training.data.ImageLoader``).
+Images are preprocessed exactly as in evaluation (``rsitr.training.data.ImageLoader``);
+texts in Arabic script are normalised as in training when ``text.normalize_arabic`` is set.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -44,6 +47,7 @@ TEXT_OUTPUT = "text_embedding"
 IMAGE_OUTPUT = "image_embedding"
 TEXT_BATCH = 256
 IMAGE_BATCH = 64
+ARABIC_SCRIPT = re.compile("[\u0600-\u06ff\u0750-\u077f\ufb50-\ufdff\ufe70-\ufeff]")
 
 
 def _present(value: Any) -> bool:
@@ -57,8 +61,9 @@ def image_source(value: str | bytes) -> str | io.BytesIO:
     if isinstance(value, (bytes, bytearray)):
         return io.BytesIO(bytes(value))
     text = value.strip()
-    if len(text) < 4096 and not text.startswith("data:") and Path(text).expanduser().is_file():
-        return str(Path(text).expanduser())
+    path = os.path.expanduser(text)
+    if len(text) < 4096 and not text.startswith("data:") and os.path.isfile(path):  # isfile: False on any OSError
+        return path
     if text.startswith("data:") and "," in text:
         text = text.split(",", 1)[1]
     try:
@@ -94,11 +99,16 @@ class EmbeddingModel(mlflow.pyfunc.PythonModel):
         model.load_state_dict(state, strict=True)
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model = model.to(device).eval()
+        self.normalize_arabic = params.text.normalize_arabic
         self.loader = ImageLoader(model.image_size, model.mean, model.std, cache=False)
 
     def _embed_texts(self, texts: list[str]) -> np.ndarray:
         import torch
 
+        from rsitr.data.arabic import normalize_arabic
+
+        if self.normalize_arabic:  # as select_split does for Arabic captions
+            texts = [normalize_arabic(t) if ARABIC_SCRIPT.search(t) else t for t in texts]
         parts = []
         with torch.no_grad():
             for first in range(0, len(texts), TEXT_BATCH):

@@ -181,7 +181,7 @@ def train_variant(
         model.load_saved_state_dict(load_checkpoint(train.init_from)["model"])
     model.to(device)
     total_params = sum(p.numel() for p in model.parameters())
-    trainable_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    trainable_params = sum(p.numel() for p in model.parameters() if p.requires_grad) if variant.trains else 0
     if tracker is not None:
         tracker.log_metrics({"total_params": total_params, "trainable_params": trainable_params})
 

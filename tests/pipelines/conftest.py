@@ -1,0 +1,43 @@
+"""Fixtures of the Prefect flow tests: the flows module (loaded by path) and a toy project."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+toy = _load("rsitr_tests_toy_project", REPO / "tests" / "tracking" / "toy_project.py")
+
+
+@pytest.fixture(scope="session")
+def flows() -> ModuleType:
+    """``pipelines/flows.py`` (the file Prefect deployments point at)."""
+    return _load("rsitr_pipelines_flows", REPO / "pipelines" / "flows.py")
+
+
+@pytest.fixture
+def toy_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Params file of a fresh toy project (data, experiment) under ``tmp_path``."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return toy.make_project(tmp_path)

@@ -1,0 +1,72 @@
+"""The ``benchmark`` flow end to end under ``prefect_test_harness``, and its building blocks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rsitr.config import load_params
+from rsitr.errors import ConfigError, DataError, TrackingError
+
+
+def test_only_transient_failures_are_retried(flows) -> None:
+    assert flows.is_transient(TrackingError("MLflow tracking server http://x is unreachable"))
+    assert flows.is_transient(ConnectionResetError("reset by peer"))
+    assert flows.is_transient(TimeoutError())
+    assert flows.is_transient(RuntimeError("(sqlite3.OperationalError) database is locked"))
+    assert not flows.is_transient(ConfigError("unknown key"))
+    assert not flows.is_transient(DataError("cannot read image"))
+    assert not flows.is_transient(FileNotFoundError("params.yaml"))
+    assert not flows.is_transient(ValueError("bad shape"))
+
+
+def test_datasets_become_train_and_test_set_overrides(flows) -> None:
+    assert flows.effective_overrides(None, None) == []
+    assert flows.effective_overrides(["train.epochs=2"], ["a", "b"]) == [
+        "train.epochs=2", "train.datasets=[a,b]", "eval.test_sets=[a,b]"]
+
+
+def test_benchmark_flow_end_to_end(flows, toy_project: Path, tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    params = load_params(toy_project)
+    board_path = Path(params.paths.reports) / "leaderboard.md"
+    broken = ["variants.broken.method=finetune", "variants.broken.train.init_from=/nonexistent/best.pt"]
+    with prefect_test_harness(server_startup_timeout=180), \
+            temporary_settings({PREFECT_LOCAL_STORAGE_PATH: tmp_path / "prefect-results"}):
+        with pytest.raises(ConfigError, match="unknown variant 'nosuch'"):
+            flows.benchmark(variants=["nosuch"], params_path=str(toy_project))
+        # a failing variant does not stop the others; the leaderboard is still written, then the flow fails
+        with pytest.raises(RuntimeError, match=r"variants failed: broken \(train: .*nonexistent"):
+            flows.benchmark(variants=["broken", "zeroshot"], overrides=broken, params_path=str(toy_project),
+                            register_models=False)
+        assert "**zeroshot**" in board_path.read_text() and "broken" not in board_path.read_text()
+
+        result = flows.benchmark(params_path=str(toy_project), datasets=["toy"], overrides=["train.epochs=1"],
+                                 concurrency=2)
+        decision = flows.promote_champion(variant="finetune", params_path=str(toy_project))
+
+    assert set(result["variants"]) == {"zeroshot", "finetune"}
+    client = MlflowClient(tracking_uri=params.tracking.uri, registry_uri=params.tracking.uri)
+    for variant, outcome in result["variants"].items():
+        run_id = outcome["train"]
+        assert run_id == json.loads((Path(params.paths.models) / variant / "run.json").read_text())["run_id"]
+        assert outcome["evaluate"]["run_id"] == run_id
+        assert 0 <= outcome["evaluate"]["metrics"]["toy"]["mR"] <= 100
+        run = client.get_run(run_id)
+        assert run.info.status == "FINISHED" and "test.toy.en.mR" in run.data.metrics
+        assert outcome["register"]["name"] == f"rsitr-{variant}"
+        assert client.get_model_version(f"rsitr-{variant}", outcome["register"]["version"]).run_id == run_id
+    assert (Path(params.paths.data) / "processed" / "keywords_report.json").is_file()
+    board = pd.read_csv(result["leaderboard"]["csv"])
+    assert sorted(board.query("label == 'measured'")["model"]) == ["finetune", "zeroshot"]
+    assert (board["label"] == "reported").sum() == result["leaderboard"]["reported_rows"] > 0
+    assert any((tmp_path / "prefect-results").iterdir())  # task results were persisted
+    assert decision["promoted"] and decision["challenger"] == "1" and "no champion yet" in decision["message"]
+    assert str(client.get_model_version_by_alias("rsitr-finetune", "champion").version) == "1"
+    assert str(client.get_model_version_by_alias("rsitr-zeroshot", "challenger").version) == "1"

@@ -1,0 +1,54 @@
+"""``rsitr summary``: where the results are and the leaderboard's top rows, read from files only."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+
+from rsitr.config import load_params
+from rsitr.reporting import print_summary
+from rsitr.tracking.leaderboard import COLUMNS
+
+
+def _row(label: str, model: str, mR: float, test_set: str = "synth_rsicd") -> dict:
+    return {**dict.fromkeys(COLUMNS), "label": label, "model": model, "mR": mR, "i2t_R1": mR / 2, "t2i_R1": mR / 3,
+            "test_set": test_set, "language": "en"}
+
+
+def test_summary_points_to_results_and_ranks_measured_rows(tmp_path: Path, monkeypatch) -> None:
+    from rsitr_tests_toy_project import write_params  # loaded by conftest
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    params = load_params(write_params(tmp_path))
+    out = io.StringIO()
+    print_summary(params, out=out)
+    text = out.getvalue()
+    assert f"{tmp_path / 'metrics'}/<variant>/<test_set>.json (0 files)" in text
+    assert "not written yet: run `rsitr leaderboard`" in text
+    assert f"mlflow ui --backend-store-uri sqlite:///{tmp_path / 'mlflow.db'}" in text
+
+    (tmp_path / "metrics" / "finetune").mkdir(parents=True)
+    (tmp_path / "metrics" / "finetune" / "synth_rsicd.json").write_text("{}")
+    (tmp_path / "models" / "finetune").mkdir(parents=True)
+    (tmp_path / "models" / "finetune" / "best.pt").write_bytes(b"")
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "leaderboard.md").write_text("# rsitr leaderboard\n")
+    rows = [_row("measured", "zeroshot", 10.0), _row("measured", "finetune", 30.0),
+            _row("reported", "EBAKER", 40.7, "RSICD"), _row("measured", "finetune", 20.0, "synth_sydney")]
+    pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(reports / "leaderboard.csv", index=False)
+    out = io.StringIO()
+    print_summary(params, out=out)
+    text = out.getvalue()
+    assert "(1 files)" in text and "best.pt (finetune)" in text and "not written yet" not in text
+    lines = text.splitlines()
+    start = lines.index("  synth_rsicd [en]  (mR | i2t R@1 | t2i R@1)")
+    assert lines[start + 1].split()[:2] == ["finetune", "30.00"] and lines[start + 2].split()[:2] == ["zeroshot", "10.00"]
+    assert "  synth_sydney [en]  (mR | i2t R@1 | t2i R@1)" in lines
+    assert "EBAKER" not in text and "+ 1 published (reported) rows" in text
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
+    out = io.StringIO()
+    print_summary(params, out=out)
+    assert "browse: open http://mlflow.example:5000 in a browser" in out.getvalue()

@@ -1,0 +1,81 @@
+"""Fixtures of the registry and leaderboard tests: one trained toy project per session.
+
+``trained_toy`` trains (1 epoch) and evaluates ``finetune`` and ``zeroshot`` on the toy
+dataset into a temporary SQLite tracking store; tests that change the registry use their
+own ``tracking.model_prefix`` so they never see each other's models.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+
+def _toy_module():
+    name = "rsitr_tests_toy_project"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("toy_project.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+toy = _toy_module()
+
+
+@pytest.fixture(autouse=True)
+def _no_tracking_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+@pytest.fixture(scope="session")
+def trained_toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Params file of a toy project with finetune and zeroshot trained, evaluated and tracked."""
+    from rsitr.config import load_params
+    from rsitr.training.stages import run_evaluate, run_train
+
+    root = tmp_path_factory.mktemp("toy")
+    params_path = toy.make_project(root)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        params = load_params(params_path)
+        for variant in ("finetune", "zeroshot"):
+            run_train(params, variant, progress=False)
+            run_evaluate(params, variant)
+    return params_path
+
+
+@pytest.fixture
+def rsitr_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """Run ``rsitr.cli.main(argv)`` with the tracking subcommands; returns (exit code, stdout, stderr)."""
+    import argparse
+
+    from rsitr import cli
+    from rsitr.tracking.cli_commands import register
+
+    original = cli.build_parser
+
+    def build_parser() -> argparse.ArgumentParser:
+        parser = original()
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        if "promote" not in commands.choices:  # until cli.py calls register(commands) itself
+            register(commands)
+        return parser
+
+    monkeypatch.setattr(cli, "build_parser", build_parser)
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = cli.main(list(argv))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

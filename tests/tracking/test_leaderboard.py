@@ -1,0 +1,135 @@
+"""The leaderboard: measured rows from MLflow, reported rows from papers, never mixed."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rsitr.config import load_params
+from rsitr.tracking.leaderboard import (
+    MEASURED,
+    REPORTED,
+    benchmark_of,
+    measured_rows,
+    reference_rows,
+    write_leaderboard,
+)
+
+
+def _tables(markdown: str) -> list[list[str]]:
+    """The markdown tables as lists of body lines."""
+    tables, current = [], []
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current[2:])
+            current = []
+    return tables + ([current[2:]] if current else [])
+
+
+def test_benchmark_names_map_only_real_benchmarks() -> None:
+    assert benchmark_of("rsicd") == "RSICD"
+    assert benchmark_of("RSITMD_precomp") == "RSITMD"
+    assert benchmark_of("ucm-captions") == "UCM"
+    assert benchmark_of("nwpu") == "NWPU"
+    assert benchmark_of("synth_rsicd") is None
+    assert benchmark_of("synth_sydney") is None
+    assert benchmark_of("rsicdx") is None
+
+
+def test_reference_rows_carry_a_citation_each() -> None:
+    rows = reference_rows()
+    assert len(rows) >= 20 and set(rows["label"]) == {REPORTED}
+    assert rows["citation"].str.len().min() > 20 and rows["source"].str.len().min() > 5
+    pe_rsitr = rows[(rows["model"].str.startswith("PE-RSITR")) & (rows["benchmark"] == "RSICD")].iloc[0]
+    assert pe_rsitr["mR"] == pytest.approx(31.12) and pe_rsitr["trainable_params"] == 161088
+    assert "Parameter-Efficient Transfer Learning" in pe_rsitr["citation"]
+
+
+def test_leaderboard_lists_every_variant_and_separates_reported_rows(trained_toy: Path, rsitr_cli) -> None:
+    code, out, err = rsitr_cli("leaderboard", "--params", str(trained_toy))
+    assert code == 0, err
+    params = load_params(trained_toy)
+    markdown = (Path(params.paths.reports) / "leaderboard.md").read_text()
+    table = pd.read_csv(Path(params.paths.reports) / "leaderboard.csv")
+
+    measured = table[table["label"] == MEASURED]
+    assert sorted(measured["model"]) == ["finetune", "zeroshot"]
+    assert set(measured["test_set"]) == {"toy"}
+    finetune = measured[measured["model"] == "finetune"].iloc[0]
+    assert finetune["trainable_params"] == finetune["total_params"] > 0
+    assert measured[measured["model"] == "zeroshot"].iloc[0]["trainable_params"] == 0
+    assert finetune["train_seconds"] > 0 and finetune["inference_s"] > 0
+    for column in ("i2t_R1", "i2t_R5", "i2t_R10", "t2i_R1", "t2i_R5", "t2i_R10", "mR"):
+        assert 0 <= finetune[column] <= 100
+
+    reported = table[table["label"] == REPORTED]
+    assert len(reported) == len(reference_rows()) and reported["citation"].notna().all()
+    # toy is not a real benchmark: the papers' rows only sit in the separate, labelled section
+    assert "## toy [en]" in markdown
+    toy_section = markdown.split("## toy [en]")[1].split("## Published results")[0]
+    assert REPORTED not in toy_section.replace(f"*{REPORTED}*", "")
+    assert "## Published results (reported, on the real benchmarks — not comparable to synthetic test sets)" in markdown
+    assert "## Sources" in markdown and "Parameter-Efficient Transfer Learning" in markdown
+    for rows in _tables(markdown):
+        labels = {line.split("|")[1].strip() for line in rows}
+        assert labels in ({MEASURED}, {REPORTED})  # never a table with both kinds
+
+
+class FakeRuns:
+    """Finished runs with chosen metrics in their own experiment of the toy tracking store."""
+
+    def __init__(self, params_path: Path, experiment: str):
+        from mlflow.tracking import MlflowClient
+
+        self.params = load_params(params_path, [f"tracking.experiment={experiment}"])
+        self.client = MlflowClient(tracking_uri=self.params.tracking.uri)
+        root = Path(self.params.paths.data).parent
+        self.experiment = self.client.create_experiment(experiment, artifact_location=(root / experiment).as_uri())
+        self.start_time = 1_700_000_000_000  # ms; one second apart, so "latest" is unambiguous
+
+    def run(self, variant: str, metrics: dict[str, float], method: str = "finetune") -> str:
+        self.start_time += 1000
+        run = self.client.create_run(self.experiment, start_time=self.start_time,
+                                     tags={"variant": variant, "method": method})
+        for key, value in metrics.items():
+            self.client.log_metric(run.info.run_id, key, value)
+        self.client.set_terminated(run.info.run_id)
+        return run.info.run_id
+
+
+def _recalls(prefix: str, mR: float) -> dict[str, float]:
+    names = ("i2t_R1", "i2t_R5", "i2t_R10", "t2i_R1", "t2i_R5", "t2i_R10")
+    return {**{f"{prefix}.{n}": mR for n in names}, f"{prefix}.mR": mR, f"{prefix}.total_s": 1.5}
+
+
+def test_a_real_benchmark_gets_its_reported_rows_inline_and_c2f_rows_are_kept(trained_toy: Path) -> None:
+    fake = FakeRuns(trained_toy, "leaderboard-rsicd")
+    fake.run("petl", {**_recalls("test.rsicd_precomp.en", 30.0), **_recalls("test.rsicd_precomp.en.c2f", 29.0),
+                      "trainable_params": 161088, "total_params": 151e6, "train_seconds": 3600})
+    files = write_leaderboard(fake.params)
+    markdown = files.markdown.read_text()
+    section = markdown.split("## rsicd_precomp [en]")[1].split("\n## ")[0]
+    assert "**petl**" in section and "**petl + c2f**" in section
+    assert "Reported on RSICD" in section and "EBAKER" in section and "40.70" in section
+    assert "### RSICD" not in markdown  # not repeated in the published section
+    assert "### RSITMD" in markdown.split("## Published results")[1]
+    measured = pd.read_csv(files.csv).query("label == 'measured'")
+    c2f = measured[measured["model"] == "petl + c2f"].iloc[0]
+    assert c2f["mR"] == 29.0 and c2f["inference_s"] == 1.5
+    assert re.search(r"\| measured \| \*\*petl\*\* \| finetune \| 30\.00 .* \| 161\.1K \| 151\.00M \| 1h 00m \|", section)
+
+
+def test_latest_finished_run_per_variant_unless_all_runs(trained_toy: Path) -> None:
+    fake = FakeRuns(trained_toy, "leaderboard-latest")
+    fake.run("finetune", _recalls("test.toy.en", 10.0))
+    latest = fake.run("finetune", _recalls("test.toy.en", 20.0))
+    fake.run("finetune", {"train_seconds": 5.0})  # newest, but never evaluated: skipped
+    rows = measured_rows(fake.params)
+    assert list(rows["run_id"]) == [latest] and list(rows["mR"]) == [20.0]
+    assert sorted(measured_rows(fake.params, all_runs=True)["mR"]) == [10.0, 20.0]
+    assert measured_rows(fake.params, variants=["other"]).empty
