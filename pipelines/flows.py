@@ -98,14 +98,34 @@ def keywords_task(params_path: str, overrides: list[str]) -> dict[str, Any]:
     return run_keywords(_params(params_path, overrides))
 
 
+def torchrun_command(params_path: str, overrides: Sequence[str], variant: str, nproc_per_node: int) -> list[str]:
+    """The torchrun launch of ``python -m rsitr.train`` for ``nproc_per_node`` processes on this node."""
+    import sys
+
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc_per_node),
+               "-m", "rsitr.train", "--params", params_path, "--variant", variant]
+    for override in overrides:
+        command += ["--set", override]
+    return command
+
+
 @task(name="train", task_run_name="train-{variant}", **_TASK_OPTIONS)
-def train_task(params_path: str, overrides: list[str], variant: str) -> str:
-    """Train ``variant`` (one new MLflow run); returns the run id."""
+def train_task(params_path: str, overrides: list[str], variant: str, nproc_per_node: int = 1) -> str:
+    """Train ``variant`` (one new MLflow run); returns the run id.
+
+    ``nproc_per_node`` > 1 launches the same training data-parallel with torchrun on this
+    worker's GPUs (``CUDA_VISIBLE_DEVICES`` of the deployment's job variables).
+    """
+    import subprocess
+
     from rsitr.tracking.registry import variant_run_id
     from rsitr.training.stages import run_train
 
     params = _params(params_path, overrides)
-    run_train(params, variant, progress=False)
+    if nproc_per_node > 1:
+        subprocess.run(torchrun_command(params_path, overrides, variant, nproc_per_node), check=True)
+    else:
+        run_train(params, variant, progress=False)
     return variant_run_id(params, variant)
 
 
@@ -153,8 +173,9 @@ def check_concurrency(concurrency: int) -> None:
         raise ValueError(f"concurrency must be between 1 and {MAX_CONCURRENCY}, got {concurrency}")
 
 
-def _submit_chain(params_path: str, overrides: list[str], variant: str, register: bool) -> dict[str, PrefectFuture]:
-    train = train_task.submit(params_path, overrides, variant)
+def _submit_chain(params_path: str, overrides: list[str], variant: str, register: bool,
+                  nproc_per_node: int = 1) -> dict[str, PrefectFuture]:
+    train = train_task.submit(params_path, overrides, variant, nproc_per_node)
     evaluate = evaluate_task.submit(params_path, overrides, variant, run_id=train)
     chain = {"train": train, "evaluate": evaluate}
     if register:
@@ -174,7 +195,7 @@ def _outcome(chain: dict[str, PrefectFuture]) -> dict[str, Any]:
 
 
 def run_variants(params_path: str, overrides: list[str], variants: Sequence[str], *, concurrency: int,
-                 register: bool) -> dict[str, dict[str, Any]]:
+                 register: bool, nproc_per_node: int = 1) -> dict[str, dict[str, Any]]:
     """Submit one chain per variant, at most ``concurrency`` in flight; returns each variant's outcome."""
     check_concurrency(concurrency)
     in_flight: deque[tuple[str, dict[str, PrefectFuture]]] = deque()
@@ -183,7 +204,7 @@ def run_variants(params_path: str, overrides: list[str], variants: Sequence[str]
         while len(in_flight) >= concurrency:
             done, chain = in_flight.popleft()
             outcomes[done] = _outcome(chain)
-        in_flight.append((variant, _submit_chain(params_path, overrides, variant, register)))
+        in_flight.append((variant, _submit_chain(params_path, overrides, variant, register, nproc_per_node)))
     while in_flight:
         done, chain = in_flight.popleft()
         outcomes[done] = _outcome(chain)
@@ -207,11 +228,13 @@ def benchmark(
     params_path: str = "params.yaml",
     concurrency: int = 1,
     register_models: bool = True,
+    nproc_per_node: int = 1,
 ) -> dict[str, Any]:
     """keywords -> train / evaluate / register every selected variant -> leaderboard.
 
     ``variants``: names from params (default: all). ``datasets``: restrict training and
     test sets to these datasets. ``overrides``: ``section.key=value`` strings as ``--set``.
+    ``nproc_per_node``: training processes (GPUs) per variant, launched with torchrun.
     """
     started = time.perf_counter()
     overrides = effective_overrides(overrides, datasets)
@@ -221,7 +244,8 @@ def benchmark(
     for name in selected:
         params.variant(name)
     keywords_task(params_path, overrides)
-    outcomes = run_variants(params_path, overrides, selected, concurrency=concurrency, register=register_models)
+    outcomes = run_variants(params_path, overrides, selected, concurrency=concurrency, register=register_models,
+                            nproc_per_node=nproc_per_node)
     leaderboard = leaderboard_task(params_path, overrides)
     print(f"benchmark: {len(selected)} variants; leaderboard {leaderboard['markdown']}")
     return _finish(outcomes, leaderboard, started)
@@ -234,13 +258,15 @@ def one_variant(
     overrides: list[str] | None = None,
     params_path: str = "params.yaml",
     register_models: bool = True,
+    nproc_per_node: int = 1,
 ) -> dict[str, Any]:
-    """One variant: keywords -> train -> evaluate -> register -> leaderboard."""
+    """One variant: keywords -> train (torchrun when ``nproc_per_node`` > 1) -> evaluate -> register -> leaderboard."""
     started = time.perf_counter()
     overrides = effective_overrides(overrides, datasets)
     _params(params_path, overrides).variant(variant)
     keywords_task(params_path, overrides)
-    outcomes = run_variants(params_path, overrides, [variant], concurrency=1, register=register_models)
+    outcomes = run_variants(params_path, overrides, [variant], concurrency=1, register=register_models,
+                            nproc_per_node=nproc_per_node)
     return _finish(outcomes, leaderboard_task(params_path, overrides), started)
 
 

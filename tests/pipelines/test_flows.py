@@ -70,3 +70,18 @@ def test_benchmark_flow_end_to_end(flows, toy_project: Path, tmp_path: Path) -> 
     assert decision["promoted"] and decision["challenger"] == "1" and "no champion yet" in decision["message"]
     assert str(client.get_model_version_by_alias("rsitr-finetune", "champion").version) == "1"
     assert str(client.get_model_version_by_alias("rsitr-zeroshot", "challenger").version) == "1"
+
+
+@pytest.mark.slow
+def test_train_task_launches_torchrun_when_asked_for_several_processes(flows, toy_project):
+    """The deployment parameter nproc_per_node runs the same training data-parallel (2 gloo ranks here)."""
+    import json
+
+    from rsitr.config import load_params
+
+    run_id = flows.train_task.fn(str(toy_project), ["train.batch_size=16"], "finetune", nproc_per_node=2)
+    params = load_params(toy_project, ["train.batch_size=16"])
+    model_folder = Path(params.paths.models) / "finetune"
+    assert json.loads((model_folder / "run.json").read_text())["run_id"] == run_id
+    assert (model_folder / "best.pt").is_file()
+    assert "--nproc_per_node" in flows.torchrun_command("p.yaml", ["a=1"], "petl", 4)
