@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import toy_params_dict
+from toy_data import toy_params_dict
 from rsitr.config import params_from_dict
 from rsitr.models import build_model
 from rsitr.training.checkpoint import load_checkpoint

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import make_toy_benchmark, toy_params_dict
+from toy_data import make_toy_benchmark, toy_params_dict
 from rsitr.training.checkpoint import load_checkpoint
 from rsitr.training.distributed import DistributedContext, shard_batch_indices
 
@@ -28,7 +28,7 @@ def test_shards_concatenate_to_the_global_batches():
         assert sum((s[k * 4:(k + 1) * 4] for s in shards), []) == order[k * 12:(k + 1) * 12]
 
 
-def _run(tmp_path: Path, name: str, variant_entry: dict, nproc: int, batch_size: int, data: Path) -> dict:
+def _run(tmp_path: Path, name: str, variant_entry: dict, nproc: int, batch_size: int, data: Path) -> dict:  # noqa: PLR0913
     # SGD: the update is linear in the gradient (Adam's first step divides by |g| and turns
     # float-order noise in near-zero gradients into full-size steps)
     raw = toy_params_dict(data, epochs=1, batch_size=batch_size, warmup_steps=1, lr=0.5, grad_clip=0.0,
@@ -75,3 +75,28 @@ def test_two_gloo_ranks_equal_one_process_on_the_concatenated_batch(tmp_path, va
         assert torch.allclose(weight, double["model"][key], atol=1e-6, rtol=1e-4), key
         changed += 1
     assert changed > 0
+
+
+def test_ebaker_two_ranks_eliminate_the_same_rows_as_one_process(tmp_path):
+    """EBA under torchrun: the similarity bank holds the global batch's positives on every
+    rank, so the threshold and the eliminated training pairs equal a single process's."""
+    import json
+
+    if shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None:
+        pytest.skip("torchrun not installed beside this Python")
+    data = make_toy_benchmark(tmp_path / "data", n_images=2 * PER_RANK_BATCH * 3)  # 2 global batches / epoch
+    entry = {
+        "method": "ebaker",
+        "train": {"epochs": 2},
+        # KER's masked-LM term is per rank (a local mean), so it is off for an exact comparison
+        "options": {"ker": False, "drop_epoch": 1, "drop_ratio": 0.25},
+    }
+    eliminated = {}
+    for name, nproc, batch in (("single", 1, 2 * PER_RANK_BATCH), ("double", 2, PER_RANK_BATCH)):
+        state = _run(tmp_path, name, entry, nproc=nproc, batch_size=batch, data=data)
+        assert state["global_step"] == 4
+        eliminated[name] = json.loads(
+            (tmp_path / name / "models" / "under_test" / "eliminated.json").read_text()
+        )["eliminated_caption_ids"]
+    assert eliminated["single"], "the test needs some eliminations"
+    assert eliminated["double"] == eliminated["single"]

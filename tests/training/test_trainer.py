@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import make_toy_benchmark, toy_params_dict
+from toy_data import make_toy_benchmark, toy_params_dict
 from rsitr.config import params_from_dict
 from rsitr.training.checkpoint import load_checkpoint
 from rsitr.training.trainer import TrainingDiverged, train_variant

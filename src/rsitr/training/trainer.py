@@ -307,6 +307,8 @@ def train_variant(
                   f"val mR {validation['mR']:.2f} ({epoch_seconds:.1f}s)", flush=True)
         barrier(context)
 
+    if main and hasattr(getattr(loss_fn, "loss", loss_fn), "export_eliminated"):
+        getattr(loss_fn, "loss", loss_fn).export_eliminated(out / "eliminated.json")  # EBA: which pairs were dropped
     if not main:
         return TrainResult(variant_name, None, train.epochs, best_epoch, None, time.perf_counter() - started,
                            float(np.mean(epoch_times)) if epoch_times else 0.0, _peak_memory_mb(device), "", 0,
