@@ -36,3 +36,19 @@ def test_missing_params_file_is_a_clear_error(tmp_path):
     result = _rsitr("config", "show", "--params", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2
     assert "not found" in result.stderr
+
+
+def test_synth_command_is_deterministic_across_runs(tmp_path):
+    import hashlib
+
+    def digest(folder: Path) -> dict[str, str]:
+        return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    for name in ("a", "b"):
+        result = _rsitr("synth", "--out", str(tmp_path / name), "--images", "200", "--seed", "1")
+        assert result.returncode == 0, result.stderr
+    first, second = digest(tmp_path / "a"), digest(tmp_path / "b")
+    assert first == second and len(first) > 200
+    assert any(k.endswith("ground_truth.json") for k in first)
+    assert any(k.endswith("dataset.json") for k in first) and any(k.endswith("test_filename.txt") for k in first)

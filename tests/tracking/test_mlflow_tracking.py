@@ -1,0 +1,54 @@
+"""Tracking fails fast on an unreachable server, before any training, and names the fix."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rsitr.errors import TrackingError
+from rsitr.tracking.mlflow_tracking import ensure_reachable, tracking_uri
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # nothing listens once the socket closes
+
+
+def test_unreachable_server_fails_in_seconds_with_the_fix():
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    start = time.perf_counter()
+    with pytest.raises(TrackingError, match="unreachable.*mlflow server.*MLFLOW_TRACKING_URI"):
+        ensure_reachable(uri, timeout_s=3)
+    assert time.perf_counter() - start < 10
+
+
+def test_environment_variable_wins_over_params(monkeypatch):
+    from rsitr.config import load_params
+
+    params = load_params(REPO / "params.yaml")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking_uri(params) == "sqlite:///mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
+    assert tracking_uri(params) == "http://tracking.example:5000"
+
+
+def test_train_command_stops_before_training_when_tracking_is_down(tmp_path):
+    """No checkpoint is written and nothing is lost: the error comes before any work."""
+    env = {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{_closed_port()}", "PATH": "/usr/bin:/bin"}
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "rsitr.cli", "train", "--variant", "finetune", "--set", f"paths.models={tmp_path}/m"],
+        cwd=REPO, capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "unreachable" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "m").exists()
+    assert time.perf_counter() - start < 60
