@@ -43,8 +43,19 @@ def test_random_checkpoint_file_loads_through_pretrained(tmp_path, repo_root, pa
     loaded = build_model(load_params(repo_root / "params.yaml", [f"model.pretrained={path}"]), "zeroshot")
     for a, b in zip(_embeddings(source), _embeddings(loaded)):
         assert torch.equal(a, b)
-    fresh = build_model(params, "zeroshot")  # a different random init really differs
-    assert not torch.equal(_embeddings(source)[0], _embeddings(fresh)[0])
+    other_seed = build_model(load_params(repo_root / "params.yaml", ["seed=1"]), "zeroshot")
+    assert not torch.equal(_embeddings(source)[0], _embeddings(other_seed)[0])  # the file really was loaded
+
+
+def test_random_initialisation_is_named_by_the_seed(repo_root, params):
+    """No weights + seed names one base model exactly (adapter-only checkpoints rely on it)."""
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    first = build_model(params, "zeroshot")
+    assert torch.equal(torch.rand(1), before)  # the global RNG is left alone
+    second = build_model(params, "zeroshot")
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
 
 
 def test_itra_prefixed_state_dict_loads_after_conversion(tmp_path, repo_root, params):
@@ -81,4 +92,4 @@ def test_offline_tag_fails_fast_with_instructions(repo_root, monkeypatch, tmp_pa
     start = time.perf_counter()
     with pytest.raises(ModelError, match="not available offline.*model.pretrained=/path/to"):
         build_model(params, "zeroshot")
-    assert time.perf_counter() - start < 60  # building ViT-B-32 itself takes seconds on 2 busy cores
+    assert time.perf_counter() - start < 10

@@ -49,7 +49,7 @@ def build_model(params: RsitrParams, variant: str | VariantParams, *, load_weigh
 
     variant = params.variant(variant) if isinstance(variant, str) else variant
     model_class = _import(method_spec(variant.method).model)
-    bundle = build_clip(params.model, load_weights=load_weights)
+    bundle = build_clip(params.model, load_weights=load_weights, seed=params.seed)
     model = model_class(bundle, variant, params)
     model.configure_trainable()
     return model.eval()

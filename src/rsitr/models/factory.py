@@ -71,8 +71,12 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
 
 
-def build_clip(model: ModelParams, *, load_weights: bool = True) -> ClipBundle:
-    """Create the CLIP model of ``model.arch`` and load ``model.pretrained`` into it."""
+def build_clip(model: ModelParams, *, load_weights: bool = True, seed: int = 0) -> ClipBundle:
+    """Create the CLIP model of ``model.arch`` and load ``model.pretrained`` into it.
+
+    A random initialisation is seeded by ``seed`` (without touching the global RNG), so
+    "architecture + no weights + seed" names one base model exactly, as a tag or file does.
+    """
     register_model_configs()
     arch = model.arch
     if arch not in open_clip.list_models():
@@ -82,7 +86,9 @@ def build_clip(model: ModelParams, *, load_weights: bool = True) -> ClipBundle:
     if kind == "tag":
         clip = _create_from_tag(arch, source, model.cache_dir or None)
     else:
-        clip = _quietly(open_clip.create_model, arch, pretrained=None)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            clip = _quietly(open_clip.create_model, arch, pretrained=None)
         if kind == "file":
             load_into_clip(clip, source)
     clip.eval()
@@ -140,21 +146,64 @@ def _quietly(function, *args, **kwargs):
         root.setLevel(level)
 
 
+def _cached_weights(arch: str, tag: str, cache_dir: str | None) -> str | None:
+    """The local file of an open_clip tag's weights, if a previous download left one."""
+    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    hub = cfg.get("hf_hub", "")
+    if hub:
+        from huggingface_hub import try_to_load_from_cache
+
+        model_id, filename = os.path.split(hub)
+        names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        for name in names:
+            hit = try_to_load_from_cache(model_id, name, cache_dir=cache_dir)
+            if isinstance(hit, str):
+                return hit
+    url = cfg.get("url", "")
+    if url:
+        candidate = Path(cache_dir or Path.home() / ".cache" / "clip") / os.path.basename(url)
+        if candidate.is_file():
+            return str(candidate)
+    return None
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether huggingface.co answers within ``timeout_s`` (DNS included, bounded by a thread)."""
+    import socket
+    import threading
+
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection(("huggingface.co", 443), timeout=timeout_s).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout_s + 0.5)
+    return bool(result and result[0])
+
+
 def _create_from_tag(arch: str, tag: str, cache_dir: str | None) -> open_clip.CLIP:
-    """Pretrained weights by tag; offline, this fails fast with instructions instead of hanging."""
-    if not _offline():
-        os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
+    """Pretrained weights by tag; without network this fails in seconds with instructions."""
+    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    where = cfg.get("hf_hub") or cfg.get("url") or "the open_clip release"
+    advice = (
+        f"Download them on a connected machine (open_clip.create_model({arch!r}, pretrained={tag!r}) "
+        f"or the file from {where}), then set model.pretrained=/path/to/open_clip_pytorch_model.bin "
+        "(or model.cache_dir to the folder that holds the cached download)."
+    )
+    if _cached_weights(arch, tag, cache_dir) is None and (_offline() or not _hub_reachable()):
+        reason = "HF_HUB_OFFLINE is set" if _offline() else "the Hugging Face hub is unreachable"
+        raise ModelError(f"pretrained weights {arch}/{tag} are not available offline ({reason}). {advice}")
     try:
         return open_clip.create_model(arch, pretrained=tag, cache_dir=cache_dir, require_pretrained=True)
     except Exception as exc:  # noqa: BLE001 - download/cache failures come in many types
-        cfg = open_clip.get_pretrained_cfg(arch, tag)
-        where = cfg.get("hf_hub") or cfg.get("url") or "the open_clip release"
-        raise ModelError(
-            f"pretrained weights {arch}/{tag} are not available offline ({type(exc).__name__}). "
-            f"Download them on a connected machine (open_clip.create_model({arch!r}, pretrained={tag!r}) "
-            f"or the file from {where}), then set model.pretrained=/path/to/open_clip_pytorch_model.bin "
-            "(or model.cache_dir to the folder that holds the cached download)."
-        ) from None
+        raise ModelError(f"pretrained weights {arch}/{tag} could not be loaded ({type(exc).__name__}: {exc}). "
+                         f"{advice}") from None
 
 
 def load_into_clip(clip: open_clip.CLIP, path: str | Path) -> None:

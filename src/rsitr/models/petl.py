@@ -13,8 +13,8 @@ Retrieval", IEEE TGRS 2023 (arXiv:2308.12509); seed 002 of rsitr.
   ``ln_pre``, text tokens after the positional embeddings are added.
 * Checkpoints hold only the adapter (``saved_state_dict``); the base model is named by
   the checkpoint's ``base`` (architecture + pretrained source), rebuilt from it and checked
-  against a saved fingerprint. A randomly initialised base (``model.pretrained: ""``)
-  cannot be rebuilt from its name, so then the frozen backbone is saved as well.
+  against a saved fingerprint. A randomly initialised base (``model.pretrained: ""``) is
+  seeded by ``params.seed`` (``rsitr.models.build_model``), so it is rebuilt exactly too.
 """
 
 from __future__ import annotations
@@ -118,17 +118,12 @@ class PetlModel(RetrievalModel):
     def saved_state_dict(self) -> dict[str, torch.Tensor]:
         """What a checkpoint must hold: the adapter (``adapter.*``) and a check, or the backbone, of the base.
 
-        With pretrained weights (``model.pretrained``) the base is rebuilt from the
-        checkpoint's ``base`` reference, so only the adapter is saved, plus the base's
-        fingerprint (``base_fingerprint``) that loading verifies. A randomly initialised
-        base cannot be rebuilt from its name, so then the frozen backbone (``clip.*``) is
-        saved too.
+        The base is rebuilt from the checkpoint's ``base`` reference (pretrained weights, or
+        the seeded random initialisation), so only the adapter is saved, plus the base's
+        fingerprint (``base_fingerprint``) that loading verifies.
         """
         state = {ADAPTER_PREFIX + k: v.detach().clone() for k, v in self.adapter.state_dict().items()}
-        if self.model_params.pretrained:
-            state[BASE_FINGERPRINT] = backbone_fingerprint(self.clip)
-        else:
-            state.update({CLIP_PREFIX + k: v.detach().clone() for k, v in self.clip.state_dict().items()})
+        state[BASE_FINGERPRINT] = backbone_fingerprint(self.clip)
         return state
 
     def load_saved_state_dict(self, state: dict[str, torch.Tensor]) -> None:
