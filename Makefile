@@ -6,6 +6,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+# DVC runs each stage's `rsitr ...` command in a shell: the venv's tools come first on PATH.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
 # Offline-friendly settings: no telemetry, no hub downloads, patient Prefect start-up on 2 cores.
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
