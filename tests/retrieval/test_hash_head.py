@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from rsitr.retrieval.binary_codes import hamming_distance, pack_codes
-from rsitr.retrieval.hash_head import HashHeads, HashTrainConfig, fit_hash_heads, hash_loss, load_hash_heads, save_hash_heads
+from rsitr.config import CoarseToFineParams
+from rsitr.retrieval.hash_head import HashHeads, fit_hash_heads, hash_loss, load_hash_heads, save_hash_heads
 
 
 @pytest.fixture(autouse=True)
@@ -74,7 +75,7 @@ def _pairs(n=64, dim=16, seed=0):
 
 def test_training_lowers_the_loss_and_learns_codes():
     images, captions, owner = _pairs()
-    config = HashTrainConfig(bits=32, hidden=32, epochs=30, lr=3e-3, batch_size=16)
+    config = CoarseToFineParams(bits=32, hidden=32, epochs=30, lr=3e-3, batch_size=16)
     heads, history = fit_hash_heads(images, captions, owner, config, seed=0)
     assert len(history) == 30 and history[-1]["loss"] < 0.5 * history[0]["loss"]
     assert history[-1]["hinge"] < history[0]["hinge"]
@@ -91,8 +92,8 @@ def test_training_lowers_the_loss_and_learns_codes():
 def test_quantization_weight_pulls_codes_to_the_corners():
     images, captions, owner = _pairs(seed=1)
     base = dict(bits=16, hidden=32, epochs=15, lr=3e-3, batch_size=16, balance_weight=0.0)
-    loose, _ = fit_hash_heads(images, captions, owner, HashTrainConfig(quantization_weight=0.0, **base))
-    tight, _ = fit_hash_heads(images, captions, owner, HashTrainConfig(quantization_weight=1.0, **base))
+    loose, _ = fit_hash_heads(images, captions, owner, CoarseToFineParams(quantization_weight=0.0, **base))
+    tight, _ = fit_hash_heads(images, captions, owner, CoarseToFineParams(quantization_weight=1.0, **base))
     gap = lambda heads: (1 - heads.image(images).abs()).mean().item()  # noqa: E731
     with torch.no_grad():
         assert gap(tight) < gap(loose)

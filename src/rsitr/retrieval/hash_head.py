@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -159,24 +158,6 @@ def hash_loss(
 # ----------------------------------------------------------------------------- training
 
 
-@dataclass(frozen=True)
-class HashTrainConfig:
-    """The ``c2f`` values the head training uses (a subset of ``CoarseToFineParams``)."""
-
-    bits: int = 128
-    hidden: int = 256
-    epochs: int = 20
-    lr: float = 1.0e-3
-    batch_size: int = 128
-    margin: float = 0.2
-    quantization_weight: float = 0.001
-    balance_weight: float = 0.01
-
-    @classmethod
-    def from_params(cls, c2f: Any) -> "HashTrainConfig":
-        return cls(**{name: getattr(c2f, name) for name in cls.__dataclass_fields__})
-
-
 def fit_hash_heads(
     image_features: torch.Tensor,
     text_features: torch.Tensor,
@@ -197,13 +178,13 @@ def fit_hash_heads(
         image_features: ``[N, D]`` image global embeddings.
         text_features: ``[C, D]`` caption global embeddings.
         caption_image: ``[C]`` image index of every caption.
-        config: ``CoarseToFineParams`` or ``HashTrainConfig``.
+        config: ``CoarseToFineParams`` (the ``c2f`` section of params).
 
     Returns:
         ``(heads in eval mode on CPU, history)``; history has one dict per epoch with the
         mean of every loss term and of the total (``loss``).
     """
-    cfg = config if isinstance(config, HashTrainConfig) else HashTrainConfig.from_params(config)
+    cfg = config
     owner = torch.as_tensor(np.asarray(caption_image), dtype=torch.long)  # [C]
     n_images = image_features.shape[0]
     if n_images < 2:
