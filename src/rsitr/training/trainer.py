@@ -278,7 +278,8 @@ def train_variant(
             elapsed = time.perf_counter() - epoch_start
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}", samples_per_s=f"{seen / max(elapsed, 1e-9):.0f}")
             if tracker is not None and global_step % train.log_every == 0:
-                tracker.log_metrics({f"train_{k}": float(v) for k, v in {"loss": loss, **terms}.items()}, step=global_step)
+                tracker.log_metrics({f"train_{k}": float(v.detach()) for k, v in {"loss": loss, **terms}.items()},
+                                    step=global_step)
         optimizer.zero_grad(set_to_none=True)
         epoch_seconds = time.perf_counter() - epoch_start
         epoch_times.append(epoch_seconds)
