@@ -29,6 +29,17 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """Tiny tensors: one intra-op thread avoids oversubscription on a shared 2-core CPU."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # ----------------------------------------------------------------------------- toy data
 from toy_data import make_toy_benchmark  # noqa: E402  (tests/ is on sys.path through this conftest)
 

@@ -55,13 +55,7 @@ def _batch(model, size: int = 6, seed: int = 0) -> dict:
     }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small matrices: one thread is faster, and much faster on a shared, busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 # ----------------------------------------------------------------------------- structure

@@ -104,17 +104,11 @@ def small_c2f(**changes) -> CoarseToFineParams:
     return CoarseToFineParams(**values)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscription on shared CPUs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def cells(tmp_path_factory, one_thread) -> dict:
+def cells(tmp_path_factory, single_torch_thread) -> dict:
     root = tmp_path_factory.mktemp("cells")
     model = StubModel()
     train = make_cells(root / "train", 3, seed=0)

@@ -11,12 +11,7 @@ from rsitr.config import CoarseToFineParams
 from rsitr.retrieval.hash_head import HashHeads, fit_hash_heads, hash_loss, load_hash_heads, save_hash_heads
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def test_head_architecture_and_code_range():

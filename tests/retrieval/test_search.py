@@ -20,12 +20,7 @@ from rsitr.retrieval.search import (
 from test_coarse_to_fine import TEMPLATES, StubModel, make_cells, small_c2f, stub_loader
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.mark.parametrize("bits", [8, 64, 128])
