@@ -1,5 +1,5 @@
 # rsitr: two commands on a fresh machine.
-#   make run    install into .venv, then `dvc repro` on the embedded synthetic benchmark
+#   make run    install into .venv, `dvc repro` (data), then the Prefect benchmark flow (model work)
 #   make test   install into .venv, then the test suite
 PYTHON ?= python3
 VENV   := .venv
@@ -29,6 +29,7 @@ $(STAMP): pyproject.toml requirements.lock
 
 run: install
 	$(BIN)/dvc repro
+	PREFECT_HOME=$(CURDIR)/.prefect $(BIN)/rsitr benchmark
 	$(BIN)/rsitr summary
 
 test: install

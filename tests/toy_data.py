@@ -19,7 +19,7 @@ TOY_COLOURS = {
 
 
 def make_toy_benchmark(root: Path, n_images: int = 120, seed: int = 0) -> Path:
-    """Write images + ``processed/manifest.parquet`` + ``processed/keywords.txt`` under ``root``."""
+    """Write images + ``processed/manifest.parquet`` + ``models/keywords/keywords.txt`` under ``root``."""
     import numpy as np
     import pandas as pd
     from PIL import Image
@@ -41,7 +41,8 @@ def make_toy_benchmark(root: Path, n_images: int = 120, seed: int = 0) -> Path:
                              caption=f"a {word} {colour} field", language="en", official_split=split,
                              caption_index=k, split=split, cluster=i))
     pd.DataFrame(rows).to_parquet(root / "processed" / "manifest.parquet")
-    (root / "processed" / "keywords.txt").write_text("field\n" + "\n".join(names) + "\n")
+    (root / "models" / "keywords").mkdir(parents=True, exist_ok=True)  # the keywords step's output
+    (root / "models" / "keywords" / "keywords.txt").write_text("field\n" + "\n".join(names) + "\n")
     return root
 
 

@@ -15,6 +15,10 @@ import os
 import sys
 from collections.abc import Sequence
 
+import torch.distributed as dist
+
+from rsitr.app.training import run_train
+from rsitr.config import load_params
 from rsitr.errors import RsitrError
 
 
@@ -26,9 +30,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--no-track", action="store_true")
     args = parser.parse_args(argv)
-    from rsitr.config import load_params
-    from rsitr.training.stages import run_train
-
     try:
         params = load_params(args.params, args.overrides)
         run_train(params, args.variant, resume=args.resume, track=not args.no_track)
@@ -36,8 +37,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rsitr: error (rank {os.environ.get('RANK', '0')}): {exc}", file=sys.stderr)
         return exc.exit_code
     finally:
-        import torch.distributed as dist
-
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
     return 0

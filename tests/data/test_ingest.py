@@ -11,7 +11,7 @@ from PIL import Image
 
 from rsitr.config import params_from_dict
 from rsitr.data.ingest import MANIFEST_COLUMNS, REJECTED_COLUMNS, ingest_datasets
-from rsitr.data.stages import run_ingest
+from rsitr.app.data_stages import run_ingest
 from rsitr.errors import DataError
 
 
@@ -55,7 +55,8 @@ def tiny(tmp_path: Path) -> dict:
 
 
 def _params(tmp: Path, datasets: list[dict], strict: bool = False):
-    return params_from_dict({"paths": {"data": str(tmp / "data")}, "datasets": datasets, "ingest": {"strict": strict, "workers": 2}})
+    return params_from_dict({"paths": {"data": str(tmp / "data"), "reports": str(tmp / "reports")}, "datasets": datasets,
+                             "ingest": {"strict": strict, "workers": 2}})
 
 
 def test_non_strict_ingests_the_rest_and_rejects_each_fault_with_its_reason(tiny: dict) -> None:
@@ -83,7 +84,7 @@ def test_non_strict_ingests_the_rest_and_rejects_each_fault_with_its_reason(tiny
     assert len(empty) == 1 and empty[0].startswith("empty caption")
     assert len(rejected) == 4
 
-    assert report == json.loads((tmp / "data" / "interim" / "ingest_report.json").read_text())
+    assert report == json.loads((tmp / "reports" / "data" / "ingest.json").read_text())
     assert report["rejected"]["by_reason"] == {
         "corrupt image": 1,
         "empty caption": 1,
@@ -109,7 +110,7 @@ def test_strict_fails_naming_the_offenders_and_the_fix(tiny: dict) -> None:
         assert offender in message
     assert "ingest.strict" in message and "rejected.csv" in message
     assert not (tmp / "data" / "interim" / "manifest.parquet").exists()
-    assert (tmp / "data" / "interim" / "rejected.csv").is_file()
+    assert (tmp / "data" / "interim" / "rejected.failed.csv").is_file()  # the failed run's list; no output replaced
 
 
 def test_strict_passes_when_nothing_is_rejected(tiny: dict) -> None:

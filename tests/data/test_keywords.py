@@ -9,7 +9,7 @@ import pandas as pd
 
 from rsitr.config import params_from_dict
 from rsitr.data.keywords import count_words, extract_keywords, tokenize
-from rsitr.data.stages import run_keywords
+from rsitr.app.keywords import run_keywords
 
 
 def _rows(dataset: str, language: str, split: str, captions: list[str]) -> list[dict]:
@@ -67,11 +67,14 @@ def test_counts_top_k_and_merged_order_are_hand_checked() -> None:
 
 
 def test_stage_writes_the_keyword_files(tmp_path: Path) -> None:
-    processed = tmp_path / "data" / "processed"
+    data = tmp_path / "data" / "processed"
+    data.mkdir(parents=True)
+    _manifest().to_parquet(data / "manifest.parquet", index=False)
+    processed = tmp_path / "models" / "keywords"  # the keywords step is model work: under paths.models
     processed.mkdir(parents=True)
-    _manifest().to_parquet(processed / "manifest.parquet", index=False)
     (processed / "keywords_xx.txt").write_text("stale\n", encoding="utf-8")
-    params = params_from_dict({"paths": {"data": str(tmp_path / "data")}, "keywords": {"top_k": 2, "min_length": 2}})
+    params = params_from_dict({"paths": {"data": str(tmp_path / "data"), "models": str(tmp_path / "models")},
+                               "keywords": {"top_k": 2, "min_length": 2}})
     report = run_keywords(params)
 
     payload = json.loads((processed / "keywords.json").read_text(encoding="utf-8"))
@@ -84,4 +87,4 @@ def test_stage_writes_the_keyword_files(tmp_path: Path) -> None:
     assert (processed / "keywords_ar.txt").is_file()
     assert not (processed / "keywords_xx.txt").exists()
     assert report["train_captions"] == {"alpha": {"ar": 3, "en": 3}, "beta": {"en": 2}}
-    assert report == json.loads((processed / "keywords_report.json").read_text(encoding="utf-8"))
+    assert report == json.loads((processed / "report.json").read_text(encoding="utf-8"))

@@ -17,7 +17,9 @@ import pytest
 
 from rsitr.config import params_from_dict
 from rsitr.data.ingest import MANIFEST_COLUMNS
-from rsitr.data.stages import CLUSTER_COLUMNS, run_dedup, run_ingest, run_keywords, run_split
+from rsitr.data.dedup import CLUSTER_COLUMNS
+from rsitr.app.data_stages import run_dedup, run_ingest, run_split
+from rsitr.app.keywords import run_keywords
 from rsitr.data.synth import generate_benchmark
 
 N_IMAGES = 120
@@ -36,7 +38,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict:
     generate_benchmark(raw, n_images=N_IMAGES, seed=3)
     params = params_from_dict(
         {
-            "paths": {"data": str(tmp / "data")},
+            "paths": {"data": str(tmp / "data"), "models": str(tmp / "models"), "reports": str(tmp / "reports")},
             "datasets": [
                 {
                     "name": "synth_rsicd",
@@ -134,7 +136,7 @@ def test_split_keeps_tests_exact_and_removes_planted_test_copies_from_train(pipe
 
 
 def test_keywords_come_from_train_captions_in_both_languages(pipeline: dict) -> None:
-    processed = pipeline["data"] / "processed"
+    processed = pipeline["data"].parent / "models" / "keywords"
     payload = json.loads((processed / "keywords.json").read_text(encoding="utf-8"))
     assert payload["top_k"] == 25
     assert set(payload["per_dataset"]) == {"synth_rsicd", "synth_sydney"}

@@ -67,7 +67,7 @@ def test_mask_for_rejects_misaligned_tokens(tokenizer):
 
 
 def test_missing_keyword_file_names_file_and_fix(tmp_path):
-    with pytest.raises(DataError, match="dvc repro keywords") as error:
+    with pytest.raises(DataError, match="rsitr keywords") as error:
         read_keywords(tmp_path / "processed" / "keywords.txt")
     assert "keywords.txt" in str(error.value)
 

@@ -11,9 +11,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from rsitr.app.keywords import variant_keywords
 from rsitr.config import load_params
 from rsitr.errors import DataError
-from rsitr.models import build_model, build_variant_loss
+from rsitr.models import build_model
+from rsitr.losses import build_variant_loss
 from rsitr.models.describe import describe_model
 from rsitr.models.local_alignment import local_similarity
 
@@ -32,7 +34,7 @@ CAPTIONS = [
 
 
 def _params(tmp_path: Path, *overrides: str):
-    base = ["variants.ebaker.method=ebaker", f"paths.data={tmp_path / 'data'}", "seed=0"]
+    base = ["variants.ebaker.method=ebaker", f"paths.data={tmp_path / 'data'}", f"paths.models={tmp_path / 'models'}", "seed=0"]
     return load_params(REPO / "params.yaml", [*base, *overrides])
 
 
@@ -143,16 +145,16 @@ def test_score_is_global_cosine_with_local_off(tmp_path):
     torch.testing.assert_close(model.score(images, texts), images["global"] @ texts["global"].T)
 
 
-def test_builds_without_keywords_file_and_training_names_it(tmp_path):
+def test_builds_without_keywords_and_training_names_the_fix(tmp_path):
     params = _params(tmp_path)
     model = build_model(params, "ebaker", load_weights=False).train()
     batch = _batch(model, 2)
-    with pytest.raises(DataError, match="dvc repro keywords") as error:
+    with pytest.raises(DataError, match=r"rsitr keywords.*options.ker=false"):
         model(batch["images"], batch["tokens"], captions=batch["captions"])
-    assert str(tmp_path / "data" / "processed" / "keywords.txt") in str(error.value)
-    # the keyword list is read from paths.data/processed/keywords.txt when present
-    (tmp_path / "data" / "processed").mkdir(parents=True)
-    (tmp_path / "data" / "processed" / "keywords.txt").write_text("road\ntree\n")
+    # the application reads the keywords step's list and hands it over
+    (tmp_path / "models" / "keywords").mkdir(parents=True)
+    (tmp_path / "models" / "keywords" / "keywords.txt").write_text("road\ntree\n")
+    model.set_keywords(variant_keywords(params))
     out = model(batch["images"], batch["tokens"], captions=batch["captions"])
     assert out["mlm_targets"].numel() == 2  # "tree", "road"
 

@@ -11,12 +11,14 @@ import torch
 from rsitr.config import load_params
 from rsitr.errors import ConfigError, ModelError
 from rsitr.losses.hmmc import HmmcLoss
-from rsitr.models import build_model, build_variant_loss
+from rsitr.models import build_model
+from rsitr.losses import build_variant_loss
 from rsitr.models.describe import describe_model
 from rsitr.models.factory import register_model_configs
 from rsitr.models.mrs_adapter import AdaptedBlock, MrsAdapter
 from rsitr.models.petl import PetlModel
-from rsitr.training.checkpoint import load_trained_model, save_checkpoint
+from rsitr.models.trained import load_trained_model
+from rsitr.training.checkpoint import save_checkpoint
 from rsitr.training.trainer import build_optimizer
 
 PETL = "variants.petl.method=petl"

@@ -32,8 +32,12 @@ toy = _load("rsitr_tests_toy_project", REPO / "tests" / "tracking" / "toy_projec
 
 @pytest.fixture(scope="session")
 def flows() -> ModuleType:
-    """``pipelines/flows.py`` (the file Prefect deployments point at)."""
-    return _load("rsitr_pipelines_flows", REPO / "pipelines" / "flows.py")
+    """``rsitr.app.flows``, as ``pipelines/flows.py`` (the file deployments point at) exports it."""
+    entry = _load("rsitr_pipelines_flows", REPO / "pipelines" / "flows.py")
+    import rsitr.app.flows as module
+
+    assert entry.benchmark is module.benchmark
+    return module
 
 
 @pytest.fixture

@@ -88,7 +88,8 @@ def test_deployments_run_on_a_process_worker(prefect_env: dict[str, str], tmp_pa
 
     params_path = make_project(tmp_path / "project")
     params = load_params(params_path)
-    env = {**prefect_env, "RSITR_HOME": str(REPO), "MLFLOW_TRACKING_URI": params.tracking.uri}
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    env = {**prefect_env, "RSITR_HOME": str(REPO), "RSITR_COMMIT": commit, "MLFLOW_TRACKING_URI": params.tracking.uri}
 
     _prefect(env, "work-pool", "create", "gpu", "--type", "process")
     deployed = _prefect(env, "--no-prompt", "deploy", "--all", "--prefect-file", "pipelines/prefect.yaml")

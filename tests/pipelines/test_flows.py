@@ -54,15 +54,17 @@ def test_benchmark_flow_end_to_end(flows, toy_project: Path, tmp_path: Path) -> 
     assert set(result["variants"]) == {"zeroshot", "finetune"}
     client = MlflowClient(tracking_uri=params.tracking.uri, registry_uri=params.tracking.uri)
     for variant, outcome in result["variants"].items():
-        run_id = outcome["train"]
+        run_id = outcome["train"]["run_id"]
         assert run_id == json.loads((Path(params.paths.models) / variant / "run.json").read_text())["run_id"]
-        assert outcome["evaluate"]["run_id"] == run_id
         assert 0 <= outcome["evaluate"]["metrics"]["toy"]["mR"] <= 100
         run = client.get_run(run_id)
         assert run.info.status == "FINISHED" and "test.toy.en.mR" in run.data.metrics
+        assert run.data.tags["data.version"] == outcome["train"]["data_version"]  # the DVC data version
+        assert run.data.tags["mlflow.user"] and run.data.tags["mlflow.source.name"]  # MLflow's context tags
+        assert [d.dataset.digest for d in run.inputs.dataset_inputs] == [outcome["train"]["data_version"][:36]]
         assert outcome["register"]["name"] == f"rsitr-{variant}"
         assert client.get_model_version(f"rsitr-{variant}", outcome["register"]["version"]).run_id == run_id
-    assert (Path(params.paths.data) / "processed" / "keywords_report.json").is_file()
+    assert (Path(params.paths.models) / "keywords" / "report.json").is_file()
     board = pd.read_csv(result["leaderboard"]["csv"])
     assert sorted(board.query("label == 'measured'")["model"]) == ["finetune", "zeroshot"]
     assert (board["label"] == "reported").sum() == result["leaderboard"]["reported_rows"] > 0
@@ -70,6 +72,34 @@ def test_benchmark_flow_end_to_end(flows, toy_project: Path, tmp_path: Path) -> 
     assert decision["promoted"] and decision["challenger"] == "1" and "no champion yet" in decision["message"]
     assert str(client.get_model_version_by_alias("rsitr-finetune", "champion").version) == "1"
     assert str(client.get_model_version_by_alias("rsitr-zeroshot", "challenger").version) == "1"
+    logged = {m.name for m in __import__("mlflow").search_logged_models(
+        experiment_ids=[client.get_experiment_by_name(params.tracking.experiment).experiment_id], output_format="list")}
+    assert logged == {"model"} and len(__import__("mlflow").search_logged_models(
+        experiment_ids=[client.get_experiment_by_name(params.tracking.experiment).experiment_id],
+        output_format="list")) == 2  # one logged model per trained variant
+
+
+def _trained(result: dict) -> dict[str, bool]:
+    """Which variants' train step did work (not skipped) in a benchmark result."""
+    return {v: not o["train"].get("skipped", False) for v, o in result["variants"].items()}
+
+
+def test_a_second_run_trains_nothing_and_one_variants_epochs_retrain_only_it(flows, toy_project: Path,
+                                                                             tmp_path: Path) -> None:
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    kwargs = dict(params_path=str(toy_project), register_models=False, overrides=["train.epochs=1"])
+    with prefect_test_harness(server_startup_timeout=180), \
+            temporary_settings({PREFECT_LOCAL_STORAGE_PATH: tmp_path / "prefect-results"}):
+        first = flows.benchmark(**kwargs)
+        second = flows.benchmark(**kwargs)
+        changed = flows.benchmark(**{**kwargs, "overrides": ["train.epochs=1", "variants.finetune.train.epochs=2"]})
+    assert _trained(first) == {"zeroshot": True, "finetune": True}
+    assert _trained(second) == {"zeroshot": False, "finetune": False}
+    assert second["variants"]["finetune"]["evaluate"]["metrics"] == first["variants"]["finetune"]["evaluate"]["metrics"]
+    assert _trained(changed) == {"zeroshot": False, "finetune": True}
+    assert changed["variants"]["finetune"]["train"]["run_id"] != first["variants"]["finetune"]["train"]["run_id"]
 
 
 @pytest.mark.slow
@@ -79,9 +109,9 @@ def test_train_task_launches_torchrun_when_asked_for_several_processes(flows, to
 
     from rsitr.config import load_params
 
-    run_id = flows.train_task.fn(str(toy_project), ["train.batch_size=16"], "finetune", nproc_per_node=2)
+    record = flows.train_task.fn(str(toy_project), ["train.batch_size=16"], "finetune", nproc_per_node=2)
     params = load_params(toy_project, ["train.batch_size=16"])
     model_folder = Path(params.paths.models) / "finetune"
-    assert json.loads((model_folder / "run.json").read_text())["run_id"] == run_id
+    assert json.loads((model_folder / "run.json").read_text())["run_id"] == record["run_id"]
     assert (model_folder / "best.pt").is_file()
     assert "--nproc_per_node" in flows.torchrun_command("p.yaml", ["a=1"], "petl", 4)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from rsitr.app.reports import score_split
 from rsitr.config import load_params
 from rsitr.reporting.examples import build_examples, sample_queries, top_k_examples
 from rsitr.reporting.figure import GREEN, RED, render_png
@@ -46,7 +47,7 @@ def test_sample_queries_are_distinct_and_reproducible() -> None:
 @pytest.fixture(scope="module")
 def report(zeroshot_toy: Path, tmp_path_factory: pytest.TempPathFactory):
     """The report files written through the CLI handler, and the examples they show."""
-    from rsitr.tracking.cli_commands import register
+    from rsitr.cli.tracking import register
 
     import argparse
 
@@ -56,7 +57,7 @@ def report(zeroshot_toy: Path, tmp_path_factory: pytest.TempPathFactory):
                               "--queries", "3", "--seed", "1", "--no-track"])
     assert args.handler(args) == 0
     params = load_params(zeroshot_toy)
-    examples = build_examples(params, "zeroshot", "toy", queries=3, k=5, seed=1)
+    examples = build_examples(*score_split(params, "zeroshot", "toy", "en"), "zeroshot", "toy", queries=3, k=5, seed=1)
     folder = Path(params.paths.reports) / "retrieval" / "zeroshot"
     return folder / "toy.html", folder / "toy.png", examples
 

@@ -27,7 +27,8 @@ from rsitr.retrieval.coarse_to_fine import (
 )
 from rsitr.retrieval.hash_head import HashHeads
 from rsitr.retrieval.metrics import retrieval_metrics
-from rsitr.training.data import ImageLoader, RetrievalSplit
+from rsitr.data.images import ImageLoader
+from rsitr.data.manifest import RetrievalSplit
 
 COLOURS = {"red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0)}
 SIZE = 32  # pixels; 4 x 4 cells of 8 pixels

@@ -11,7 +11,7 @@ import torch
 
 from rsitr.errors import DataError, ModelError
 from rsitr.retrieval.hash_head import HashHeads
-from rsitr.retrieval.index import GalleryIndex, build_index, list_images, resolve_model_ref, set_registry_resolver
+from rsitr.retrieval.index import GalleryIndex, build_index, list_images
 from rsitr.retrieval.search import hamming_similarity
 from rsitr.retrieval.binary_codes import hamming_distance
 
@@ -125,16 +125,12 @@ def test_existing_index_and_mismatched_partial_build_are_refused(gallery, tmp_pa
         )
 
 
-def test_registry_uris_need_the_resolver_hook():
+def test_a_variant_name_resolves_to_its_checkpoint_and_hash_heads():
+    from rsitr.app.gallery import resolve_model_ref
     from rsitr.config import load_params
 
     params = load_params(Path(__file__).resolve().parents[2] / "params.yaml", [])
-    with pytest.raises(ModelError, match="set_registry_resolver"):
+    with pytest.raises(ModelError, match="registry URIs"):
         resolve_model_ref(params, "models:/rsitr-finetune@champion")
     ref = resolve_model_ref(params, "finetune")
     assert ref.checkpoint.name == "best.pt" and ref.hash_heads.name == "hash_heads.pt"
-    try:
-        set_registry_resolver(lambda p, uri: ref)
-        assert resolve_model_ref(params, "models:/x@y") is ref
-    finally:
-        set_registry_resolver(None)

@@ -134,7 +134,7 @@ def test_search_modes(searchable):
 DRIVER = """
 import argparse, sys
 from rsitr.errors import RsitrError
-from rsitr.retrieval.cli_commands import register
+from rsitr.cli.retrieval import register
 parser = argparse.ArgumentParser(prog="rsitr")
 register(parser.add_subparsers(dest="command", required=True))
 args = parser.parse_args()
@@ -246,7 +246,7 @@ def test_cli_end_to_end_with_a_trained_tiny_model(tmp_path):
     assert len(payload["results"]) == 5 and payload["mode"] == "text"
     from rsitr.config import load_params
     from rsitr.retrieval.index import GalleryIndex
-    from rsitr.training.checkpoint import load_trained_model
+    from rsitr.models.trained import load_trained_model
 
     loaded = load_params(params, [])
     model = load_trained_model(loaded, "finetune", tmp_path / "models" / "finetune" / "best.pt")

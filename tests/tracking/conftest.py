@@ -40,7 +40,8 @@ def _no_tracking_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def trained_toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Params file of a toy project with finetune and zeroshot trained, evaluated and tracked."""
     from rsitr.config import load_params
-    from rsitr.training.stages import run_evaluate, run_train
+    from rsitr.app.evaluation import run_evaluate
+    from rsitr.app.training import run_train
 
     root = tmp_path_factory.mktemp("toy")
     params_path = toy.make_project(root)
@@ -56,21 +57,7 @@ def trained_toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def rsitr_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
     """Run ``rsitr.cli.main(argv)`` with the tracking subcommands; returns (exit code, stdout, stderr)."""
-    import argparse
-
     from rsitr import cli
-    from rsitr.tracking.cli_commands import register
-
-    original = cli.build_parser
-
-    def build_parser() -> argparse.ArgumentParser:
-        parser = original()
-        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        if "promote" not in commands.choices:  # until cli.py calls register(commands) itself
-            register(commands)
-        return parser
-
-    monkeypatch.setattr(cli, "build_parser", build_parser)
 
     def run(*argv: str) -> tuple[int, str, str]:
         capsys.readouterr()

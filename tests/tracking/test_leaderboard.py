@@ -9,14 +9,8 @@ import pandas as pd
 import pytest
 
 from rsitr.config import load_params
-from rsitr.tracking.leaderboard import (
-    MEASURED,
-    REPORTED,
-    benchmark_of,
-    measured_rows,
-    reference_rows,
-    write_leaderboard,
-)
+from rsitr.tracking.leaderboard import MEASURED, REPORTED, benchmark_of, measured_rows, reference_rows
+from rsitr.app.leaderboard import run_leaderboard
 
 
 def _tables(markdown: str) -> list[list[str]]:
@@ -111,7 +105,7 @@ def test_a_real_benchmark_gets_its_reported_rows_inline_and_c2f_rows_are_kept(tr
     fake = FakeRuns(trained_toy, "leaderboard-rsicd")
     fake.run("petl", {**_recalls("test.rsicd_precomp.en", 30.0), **_recalls("test.rsicd_precomp.en.c2f", 29.0),
                       "trainable_params": 161088, "total_params": 151e6, "train_seconds": 3600})
-    files = write_leaderboard(fake.params)
+    files = run_leaderboard(fake.params)
     markdown = files.markdown.read_text()
     section = markdown.split("## rsicd_precomp [en]")[1].split("\n## ")[0]
     assert "**petl**" in section and "**petl + c2f**" in section

@@ -30,13 +30,14 @@ class Registry:
         self.client.create_registered_model(self.name)
         self.experiment = self.client.get_experiment_by_name(self.params.tracking.experiment).experiment_id
 
-    def challenger(self, mR: float | None) -> str:
+    def challenger(self, mR: float | None, data_version: str = "md5-of-data-v1") -> str:
         """A finished run with ``test.toy.en.mR = mR``, registered and aliased challenger."""
         run = self.client.create_run(self.experiment, tags={"variant": "gate-test"})
         if mR is not None:
             self.client.log_metric(run.info.run_id, "test.toy.en.mR", mR)
         self.client.set_terminated(run.info.run_id)
-        version = self.client.create_model_version(self.name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+        version = self.client.create_model_version(self.name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id,
+                                                   tags={"data.version": data_version})
         self.client.set_registered_model_alias(self.name, CHALLENGER, version.version)
         return version.version
 
@@ -118,3 +119,15 @@ def test_missing_challenger_or_metric_is_an_error(trained_toy: Path, rsitr_cli) 
     registry.challenger(None)
     with pytest.raises(TrackingError, match="has no metric test.toy.en.mR"):
         promote(registry.params, "finetune")
+
+
+def test_the_gate_refuses_a_challenger_trained_on_another_data_version(trained_toy: Path) -> None:
+    registry = Registry(trained_toy, "gate-data")
+    v1 = registry.challenger(40.0, data_version="aaaa1111")
+    assert promote(registry.params, "finetune").promoted
+    v2 = registry.challenger(90.0, data_version="bbbb2222")  # far better, but on other data
+    decision = promote(registry.params, "finetune")
+    assert decision.status == "refused" and registry.alias(CHAMPION) == v1 and registry.alias(CHALLENGER) == v2
+    assert "aaaa1111" in decision.message and "bbbb2222" in decision.message and "data version" in decision.message
+    v3 = registry.challenger(90.0, data_version="aaaa1111")  # same data: the gate compares and promotes
+    assert promote(registry.params, "finetune").promoted and registry.alias(CHAMPION) == v3

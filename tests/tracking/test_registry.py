@@ -49,7 +49,7 @@ def test_register_errors_are_one_line_messages(trained_toy: Path, rsitr_cli, tmp
     code, _, err = rsitr_cli("register", "--params", str(trained_toy), "--variant", "nosuch")
     assert code == 2 and "unknown variant 'nosuch'" in err and "Traceback" not in err
     params = load_params(trained_toy, [f"paths.models={tmp_path}"])
-    from rsitr.tracking.registry import register_variant
+    from rsitr.app.registry import register_variant
 
     with pytest.raises(TrackingError, match="run.json"):
         register_variant(params, "finetune")
@@ -77,9 +77,10 @@ FRESH_PROCESS = textwrap.dedent("""
 def test_champion_loads_in_a_fresh_process_with_equal_embeddings(trained_toy: Path, tmp_path: Path) -> None:
     import torch
 
-    from rsitr.tracking.registry import promote, register_variant
-    from rsitr.training.checkpoint import load_trained_model
-    from rsitr.training.data import ImageLoader
+    from rsitr.tracking.registry import promote
+    from rsitr.app.registry import register_variant
+    from rsitr.models.trained import load_trained_model
+    from rsitr.data.images import ImageLoader
 
     params = load_params(trained_toy, ["tracking.model_prefix=load"])
     registration = register_variant(params, "finetune")

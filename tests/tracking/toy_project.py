@@ -41,7 +41,8 @@ def make_toy_dataset(data: Path, images: int = 240) -> Path:
                              caption=f"a {word} {colour} field", language="en", official_split=split,
                              caption_index=k, split=split, cluster=i))
     pd.DataFrame(rows).to_parquet(data / "processed" / "manifest.parquet")
-    (data / "processed" / "keywords.txt").write_text("field\n")
+    (data.parent / "models" / "keywords").mkdir(parents=True, exist_ok=True)
+    (data.parent / "models" / "keywords" / "keywords.txt").write_text("field\n")
     return data
 
 

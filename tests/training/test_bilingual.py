@@ -10,9 +10,10 @@ import torch
 from toy_data import toy_params_dict
 from rsitr.config import params_from_dict
 from rsitr.models import build_model
-from rsitr.training.checkpoint import load_checkpoint
-from rsitr.training.data import select_split, token_length_report
-from rsitr.training.trainer import train_variant
+from rsitr.models.trained import load_checkpoint
+from rsitr.data.manifest import select_split
+from rsitr.training.data import token_length_report
+from rsitr.app.training import fit
 
 ARABIC_WITH_MARKS = "حَقْلٌ أَحْمَرُ بسيــط"  # tashkeel, hamza-on-alef and tatweel
 
@@ -57,11 +58,11 @@ def test_token_length_report_flags_truncated_arabic(repo_root):
 def test_training_can_start_from_another_runs_checkpoint(toy_benchmark, tmp_path):
     raw = toy_params_dict(toy_benchmark, epochs=1)
     raw["paths"]["models"] = str(tmp_path / "models")
-    first = train_variant(params_from_dict(raw), "finetune", progress=False)
+    first = fit(params_from_dict(raw), "finetune", progress=False)
     raw["variants"]["second"] = {"method": "finetune", "train": {"init_from": first.checkpoint, "lr": 1e-12,
                                                                "warmup_steps": 1000}}
     params = params_from_dict(raw)
-    second = train_variant(params, "second", progress=False)
+    second = fit(params, "second", progress=False)
     start = load_checkpoint(first.checkpoint)["model"]
     end = load_checkpoint(second.checkpoint)["model"]
     # with a vanishing learning rate the second run stays at the first run's weights

@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from toy_data import make_toy_benchmark, toy_params_dict
-from rsitr.training.checkpoint import load_checkpoint
+from rsitr.models.trained import load_checkpoint
 from rsitr.training.distributed import DistributedContext, shard_batch_indices
 
 PER_RANK_BATCH = 8

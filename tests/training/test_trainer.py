@@ -15,15 +15,16 @@ import yaml
 
 from toy_data import make_toy_benchmark, toy_params_dict
 from rsitr.config import params_from_dict
-from rsitr.training.checkpoint import load_checkpoint
-from rsitr.training.trainer import TrainingDiverged, train_variant
+from rsitr.models.trained import load_checkpoint
+from rsitr.app.training import fit
+from rsitr.training.trainer import TrainingDiverged
 
 
 def test_finetune_learns_and_beats_zeroshot(toy_benchmark, tmp_path):
     raw = toy_params_dict(toy_benchmark, epochs=3)
     raw["paths"]["models"] = str(tmp_path / "models")
     params = params_from_dict(raw)
-    result = train_variant(params, "finetune", progress=False)
+    result = fit(params, "finetune", progress=False)
     losses = [epoch["epoch_loss"] for epoch in result.history]
     assert losses[-1] < losses[0] * 0.8, losses
     assert result.best_val_mR > 40.0  # 6 colours, 20 val images: chance is far lower
@@ -47,7 +48,7 @@ def test_nan_loss_stops_with_clear_message_and_keeps_last_checkpoint(toy_benchma
 
     monkeypatch.setattr(infonce, "symmetric_infonce", poisoned)
     with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2.*last good checkpoint.*--resume"):
-        train_variant(params, "finetune", progress=False)
+        fit(params, "finetune", progress=False)
     assert load_checkpoint(tmp_path / "models" / "finetune" / "last.pt")["epoch"] == 1
 
 

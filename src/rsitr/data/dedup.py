@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from typing import Union
 
 import numpy as np
+import pandas as pd
 
 from rsitr.data.phash_cache import PhashCache
 from rsitr.errors import DataError
@@ -598,3 +599,22 @@ def dedup_report(
             }
         )
     return report
+
+
+CLUSTER_COLUMNS = ("image_id", "dataset", "image_path", "phash", "cluster", "representative")
+
+
+def cluster_table(images: pd.DataFrame, hashes: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+    """One row per image (``CLUSTER_COLUMNS``) from images sorted by image_id, their hashes and cluster labels."""
+    image_ids = images["image_id"].to_numpy(dtype=object)
+    return pd.DataFrame(
+        {
+            "image_id": image_ids,
+            "dataset": images["dataset"].to_numpy(dtype=object),
+            "image_path": images["image_path"].to_numpy(dtype=object),
+            "phash": [f"{int(h):016x}" for h in hashes.tolist()],
+            "cluster": labels.astype("int64"),
+            "representative": image_ids[labels],
+        },
+        columns=list(CLUSTER_COLUMNS),
+    )

@@ -1,4 +1,4 @@
-"""Image loading and verification.
+"""Image loading, verification, and model-input preprocessing (resize, crop, normalise, augment).
 
 ``verify_images`` opens *and fully decodes* every image (a header-only check misses
 truncated JPEGs and broken TIFF strips), in parallel threads: Pillow releases the GIL
@@ -12,7 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+import torch
 from PIL import Image
+from torch.utils.data import Dataset
+
+from rsitr.config.schema import AugmentParams
 
 from rsitr.errors import DataError
 
@@ -57,3 +62,79 @@ def load_rgb(path: str | Path) -> Image.Image:
             f"image {path}: {CANNOT_DECODE} ({type(exc).__name__}: {exc}); "
             "re-download the file or drop it from the dataset"
         ) from exc
+
+
+# --------------------------------------------------------------------------- model inputs
+
+
+class ImageLoader:
+    """Decode, resize (shorter side, bicubic), centre-crop and normalise images; caches small sets."""
+
+    def __init__(self, image_size: int, mean: Sequence[float], std: Sequence[float], cache: bool = True):
+        self.image_size = image_size
+        self.mean = torch.tensor(mean).view(3, 1, 1)
+        self.std = torch.tensor(std).view(3, 1, 1)
+        self.cache: dict[str, torch.Tensor] | None = {} if cache else None
+
+    def uint8(self, path: str) -> torch.Tensor:
+        """``[3, S, S]`` uint8."""
+        if self.cache is not None and path in self.cache:
+            return self.cache[path]
+        try:
+            with Image.open(path) as image:
+                image = image.convert("RGB")
+                width, height = image.size
+                scale = self.image_size / min(width, height)
+                size = (max(self.image_size, round(width * scale)), max(self.image_size, round(height * scale)))
+                image = image.resize(size, Image.Resampling.BICUBIC)
+                left = (size[0] - self.image_size) // 2
+                top = (size[1] - self.image_size) // 2
+                image = image.crop((left, top, left + self.image_size, top + self.image_size))
+                array = np.asarray(image, dtype=np.uint8).copy()
+        except (OSError, ValueError) as exc:
+            raise DataError(f"cannot read image {path!r} ({exc}); re-run `rsitr data ingest` to list bad files") from None
+        tensor = torch.from_numpy(array).permute(2, 0, 1).contiguous()  # [3, S, S]
+        if self.cache is not None:
+            self.cache[path] = tensor
+        return tensor
+
+    def normalize(self, image: torch.Tensor) -> torch.Tensor:
+        return (image.float() / 255.0 - self.mean) / self.std  # [3, S, S]
+
+
+def augment(image: torch.Tensor, rng: np.random.Generator, options: AugmentParams) -> torch.Tensor:
+    """Random flips and 90 degree rotations of a ``[3, S, S]`` image."""
+    if options.hflip and rng.random() < 0.5:
+        image = image.flip(-1)
+    if options.vflip and rng.random() < 0.5:
+        image = image.flip(-2)
+    if options.rot90:
+        turns = int(rng.integers(0, 4))
+        if turns:
+            image = torch.rot90(image, turns, dims=(-2, -1))
+    return image
+
+
+class EvalImages(Dataset):
+    def __init__(self, paths: Sequence[str], loader: ImageLoader):
+        self.paths = list(paths)
+        self.loader = loader
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.loader.normalize(self.loader.uint8(self.paths[index]))
+
+
+def augment(image: torch.Tensor, rng: np.random.Generator, options: AugmentParams) -> torch.Tensor:
+    """Random flips and 90 degree rotations of a ``[3, S, S]`` image."""
+    if options.hflip and rng.random() < 0.5:
+        image = image.flip(-1)
+    if options.vflip and rng.random() < 0.5:
+        image = image.flip(-2)
+    if options.rot90:
+        turns = int(rng.integers(0, 4))
+        if turns:
+            image = torch.rot90(image, turns, dims=(-2, -1))
+    return image

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rsitr.config.schema import EbakerOptions
+from rsitr.data.manifest import select_split
 from rsitr.losses.infonce import masked_cross_entropy, same_image_mask
 from rsitr.models.local_alignment import local_similarity
 
@@ -272,8 +273,6 @@ def records_from_checkpoint(path: str | Path) -> list[dict[str, Any]]:
 
 def train_caption_rows(manifest: Any, *, datasets: Any = (), languages: Any = ("en",)) -> Any:
     """Manifest rows of the train split in ``select_split`` order: row ``k`` is caption id ``k``."""
-    from rsitr.training.data import select_split
-
     rows = manifest[manifest["split"] == "train"]
     if datasets:
         rows = rows[rows["dataset"].isin(list(datasets))]
@@ -283,7 +282,7 @@ def train_caption_rows(manifest: Any, *, datasets: Any = (), languages: Any = ("
     split = select_split(manifest, "train", datasets=datasets, languages=languages)
     ids = [split.image_ids[i] for i in split.caption_image]
     if ids != rows["image_id"].tolist():  # the caption ids would not mean what we think
-        raise RuntimeError("train caption order differs from rsitr.training.data.select_split")
+        raise RuntimeError("train caption order differs from rsitr.data.manifest.select_split")
     return rows
 
 
@@ -331,32 +330,3 @@ def elimination_precision(
             for k in sorted(distinct)
         ],
     }
-
-
-def elimination_report(params: Any, variant: str, checkpoint: str | Path, ground_truth: str | Path) -> dict[str, Any]:
-    """:func:`elimination_precision` of a trained variant's checkpoint (``models/<variant>/last.pt``)."""
-    import pandas as pd
-
-    from rsitr.training.trainer import manifest_path
-
-    train = params.variant(variant).train
-    weak = json.loads(Path(ground_truth).read_text())["weak_captions"]
-    return elimination_precision(records_from_checkpoint(checkpoint), pd.read_parquet(manifest_path(params)), weak,
-                                 datasets=train.datasets, languages=train.languages)
-
-
-if __name__ == "__main__":  # python -m rsitr.losses.ebaker CHECKPOINT [--variant V] [--set k=v ...]
-    import argparse
-
-    from rsitr.config import load_params
-
-    parser = argparse.ArgumentParser(description="EBA elimination precision against planted weak captions")
-    parser.add_argument("checkpoint")
-    parser.add_argument("--variant", default="ebaker")
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--ground-truth", default="data/raw/synth/ground_truth.json")
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
-    args = parser.parse_args()
-    report = elimination_report(load_params(args.params, args.overrides), args.variant, args.checkpoint,
-                                args.ground_truth)
-    print(json.dumps({k: v for k, v in report.items() if k != "eliminated"}, indent=2))

@@ -1,34 +1,40 @@
 """Models: open_clip dual encoders and the variants built on them.
 
-``METHODS`` is the registry of training methods: each names its model class and its
-loss. A variant in params.yaml picks a method; ``build_model(params, variant)`` builds it.
+``METHODS`` is the registry of training methods (a plain dict): each names its model class,
+the name of its loss in ``rsitr.losses.LOSSES`` and a description. A variant in
+params.yaml picks a method; ``build_model(params, variant)`` builds it.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-
-from torch import nn
 
 from rsitr.config import RsitrParams, VariantParams
 from rsitr.errors import ConfigError, unknown_name
+from rsitr.models.device import resolve_device
+from rsitr.models.ebaker import EbakerModel
+from rsitr.models.factory import build_clip
+from rsitr.models.finetune import FinetuneModel
+from rsitr.models.petl import PetlModel
+from rsitr.models.retrieval_model import RetrievalModel
+
+__all__ = ["METHODS", "MethodSpec", "build_model", "method_spec", "resolve_device"]
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """Where a method's model class and loss live (imported lazily)."""
+    """A training method: its model class and the name of its loss (None: evaluation only)."""
 
-    model: str  # "module:Class", a RetrievalModel subclass
-    loss: str | None  # name in rsitr.losses.LOSSES, None for evaluation-only methods
+    model: type[RetrievalModel]
+    loss: str | None
     description: str
 
 
 METHODS: dict[str, MethodSpec] = {
-    "zeroshot": MethodSpec("rsitr.models.retrieval_model:RetrievalModel", None, "CLIP zero-shot (no training)"),
-    "finetune": MethodSpec("rsitr.models.finetune:FinetuneModel", "infonce", "CLIP full fine-tune, symmetric InfoNCE"),
-    "petl": MethodSpec("rsitr.models.petl:PetlModel", "hmmc", "PE-RSITR: shared MRS-Adapter on a frozen CLIP + HMMC"),
-    "ebaker": MethodSpec("rsitr.models.ebaker:EbakerModel", "ebaker", "EBAKER: global+local, EBA, KER"),
+    "zeroshot": MethodSpec(RetrievalModel, None, "CLIP zero-shot (no training)"),
+    "finetune": MethodSpec(FinetuneModel, "infonce", "CLIP full fine-tune, symmetric InfoNCE"),
+    "petl": MethodSpec(PetlModel, "hmmc", "PE-RSITR: shared MRS-Adapter on a frozen CLIP + HMMC"),
+    "ebaker": MethodSpec(EbakerModel, "ebaker", "EBAKER: global+local, EBA, KER"),
 }
 
 
@@ -38,26 +44,10 @@ def method_spec(method: str) -> MethodSpec:
     return METHODS[method]
 
 
-def _import(path: str):
-    module_name, attr = path.split(":")
-    return getattr(importlib.import_module(module_name), attr)
-
-
-def build_model(params: RsitrParams, variant: str | VariantParams, *, load_weights: bool = True):
+def build_model(params: RsitrParams, variant: str | VariantParams, *, load_weights: bool = True) -> RetrievalModel:
     """The retrieval model of ``variant`` (a name or its params), on CPU, in eval mode."""
-    from rsitr.models.factory import build_clip
-
     variant = params.variant(variant) if isinstance(variant, str) else variant
-    model_class = _import(method_spec(variant.method).model)
     bundle = build_clip(params.model, load_weights=load_weights, seed=params.seed)
-    model = model_class(bundle, variant, params)
+    model = method_spec(variant.method).model(bundle, variant, params)
     model.configure_trainable()
     return model.eval()
-
-
-def build_variant_loss(params: RsitrParams, variant: str | VariantParams) -> nn.Module | None:
-    from rsitr.losses import build_loss
-
-    variant = params.variant(variant) if isinstance(variant, str) else variant
-    spec = method_spec(variant.method)
-    return None if spec.loss is None else build_loss(spec.loss, variant=variant)

@@ -17,14 +17,14 @@ CLIP (``backbone``) plus, when KER is on, a keyword-reasoning head (``ker_head``
   global cosines only, which ``forward`` returns.
 
 The temperature is fixed at ``options.temperature`` (0.05, logits x 20, as the released code)
-unless ``options.learnable_temperature``. The keyword list is read lazily at the first
-KER forward pass, so the model builds (``rsitr describe``) without ``keywords.txt``.
+unless ``options.learnable_temperature``. The keyword list is given with ``set_keywords``
+(the application reads it from the keywords step's output), so the model builds
+(``rsitr describe``) without one; a KER forward pass without keywords names the fix.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,14 +35,10 @@ from rsitr.config import RsitrParams, VariantParams
 from rsitr.config.schema import EbakerOptions
 from rsitr.models.factory import ClipBundle
 from rsitr.models.ker_head import KerHead
-from rsitr.models.keyword_masking import KeywordMasker, read_keywords
+from rsitr.errors import DataError
+from rsitr.models.keyword_masking import KeywordMasker
 from rsitr.models.local_alignment import fused_score, prepare_text_tokens, text_position_mask
 from rsitr.models.retrieval_model import Features, RetrievalModel
-
-
-def keywords_path(params: RsitrParams) -> Path:
-    """Where the data stage writes the keyword list (``rsitr data keywords``)."""
-    return Path(params.paths.data) / "processed" / "keywords.txt"
 
 
 def _embed_dim(clip: nn.Module) -> int:
@@ -69,18 +65,18 @@ class EbakerModel(RetrievalModel):
         self._masker: KeywordMasker | None = None
 
     # ------------------------------------------------------------------ keywords
-    @property
-    def keywords_file(self) -> Path:
-        return keywords_path(self.params)
-
     def keyword_masker(self) -> KeywordMasker:
-        """The caption -> keyword-mask function; reads ``keywords.txt`` on first use."""
+        """The caption -> keyword-mask function of the keywords given to ``set_keywords``."""
         if self._masker is None:
-            self._masker = KeywordMasker(self.tokenizer, read_keywords(self.keywords_file), self.context_length)
+            raise DataError(
+                f"variant {self.variant.name}: Keyword Explicit Reasoning needs the keyword list; run the keywords "
+                "step first (`rsitr keywords`, or the benchmark flow), or switch KER off with "
+                f"--set variants.{self.variant.name}.options.ker=false"
+            )
         return self._masker
 
     def set_keywords(self, keywords: Sequence[str]) -> None:
-        """Use ``keywords`` instead of the file (tests, notebooks)."""
+        """The keyword list KER masks (``rsitr.models.keyword_masking.read_keywords`` reads the file)."""
         self._masker = KeywordMasker(self.tokenizer, keywords, self.context_length)
 
     # ------------------------------------------------------------------ encoders

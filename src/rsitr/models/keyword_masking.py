@@ -38,7 +38,7 @@ def read_keywords(path: str | Path) -> list[str]:
     if not path.is_file():
         raise DataError(
             f"EBAKER's Keyword Explicit Reasoning needs the keyword list {str(path)!r}, which does not exist; "
-            "create it with `dvc repro keywords` (or `rsitr data keywords`), or switch KER off with "
+            "create it with `rsitr keywords` (or the benchmark flow), or switch KER off with "
             "--set variants.<variant>.options.ker=false"
         )
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -1,13 +1,11 @@
-"""Human-facing outputs: the visual retrieval report and the end-of-run summary.
+"""Human-facing outputs: the visual retrieval report.
 
-``write_retrieval_report`` (``rsitr report``) renders top-k retrieval examples as a
-self-contained HTML page and a PNG; ``print_summary`` (``rsitr summary``, the last step of
-``make run``) says where the results are and prints the leaderboard's top rows.
+``write_report_files`` renders top-k retrieval examples as a self-contained HTML page and
+a PNG (``rsitr report`` wires it, in ``rsitr.app.reports``).
 """
 
 from __future__ import annotations
 
-from rsitr.reporting.report import ReportFiles, write_retrieval_report
-from rsitr.reporting.summary import print_summary
+from rsitr.reporting.report import ReportFiles, write_report_files
 
-__all__ = ["ReportFiles", "print_summary", "write_retrieval_report"]
+__all__ = ["ReportFiles", "write_report_files"]

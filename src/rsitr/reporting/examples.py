@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from rsitr.config import RsitrParams
+from rsitr.data.manifest import RetrievalSplit
+from rsitr.retrieval.metrics import retrieval_metrics
 
 
 @dataclass(frozen=True)
@@ -84,34 +85,11 @@ def sample_queries(n_images: int, n_captions: int, count: int, seed: int) -> tup
     return images, captions
 
 
-def score_split(params: RsitrParams, variant: str, test_set: str, language: str) -> tuple[Any, np.ndarray]:
-    """The test split and the trained variant's score matrix ``[N, C]`` on it."""
-    from rsitr.retrieval.evaluate import encode_split
-    from rsitr.training.checkpoint import load_trained_model
-    from rsitr.training.data import ImageLoader, read_manifest, select_split
-    from rsitr.training.trainer import CHECKPOINT_BEST, manifest_path, model_dir, resolve_device
-
-    v = params.variant(variant)
-    params.dataset(test_set)
-    model = load_trained_model(params, v, model_dir(params, variant) / CHECKPOINT_BEST)
-    device = resolve_device(v.train.device)
-    model.to(device)
-    split = select_split(read_manifest(manifest_path(params)), "test", datasets=[test_set], languages=[language],
-                         normalize_arabic=params.text.normalize_arabic)
-    loader = ImageLoader(model.image_size, model.mean, model.std, cache=False)
-    images, texts, _ = encode_split(model, split, loader, v.eval.batch_size, device)
-    scores = model.score(images, texts).float().cpu().numpy()  # [N, C]
-    return split, scores
-
-
 def build_examples(
-    params: RsitrParams, variant: str, test_set: str, language: str = "en", *, queries: int = 4, k: int = 5,
-    seed: int = 0,
+    split: RetrievalSplit, scores: np.ndarray, variant: str, test_set: str, language: str = "en", *,
+    queries: int = 4, k: int = 5, seed: int = 0,
 ) -> RetrievalExamples:
-    """Score the test split with the trained variant and pick ``queries`` queries per direction."""
-    from rsitr.retrieval.metrics import retrieval_metrics
-
-    split, scores = score_split(params, variant, test_set, language)
+    """Pick ``queries`` queries per direction of a scored test split (``scores [N, C]``)."""
     image_ids, caption_ids = sample_queries(split.num_images, len(split.captions), queries, seed)
     i2t, t2i = top_k_examples(scores, split.caption_image, image_ids, caption_ids, k)
     metrics = {key: float(value) for key, value in retrieval_metrics(scores, split.caption_image).items()}

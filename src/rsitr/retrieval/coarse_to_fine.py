@@ -5,7 +5,7 @@ with a Coarse-to-Fine Approach", IEEE GRSL 2024, doi:10.1109/LGRS.2024.3494543):
 
 * **Heads.** ``train_hash_heads`` encodes the train split once with a trained variant
   (frozen) and fits the two hash heads on the global embeddings (``hash_head.py``).
-  They are saved beside the checkpoint, ``models/<variant>/hash_heads.pt``, with the
+  The application saves them beside the checkpoint (``rsitr.app.c2f``), with the
   packed codes of the training captions and images (the PPSR reference sets of online
   search) and the sha256 of the checkpoint they belong to.
 * **Evaluation.** ``evaluate_coarse_to_fine`` encodes the test split, computes the
@@ -20,17 +20,17 @@ with a Coarse-to-Fine Approach", IEEE GRSL 2024, doi:10.1109/LGRS.2024.3494543):
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
-from rsitr.errors import ModelError
+from rsitr.data.images import EvalImages
 from rsitr.retrieval.binary_codes import hamming_distance
-from rsitr.retrieval.hash_head import HASH_HEADS_FILE, HashHeads, fit_hash_heads, load_hash_heads, save_hash_heads
+from rsitr.retrieval.evaluate import encode_split
+from rsitr.retrieval.hash_head import HashHeads, fit_hash_heads
 from rsitr.retrieval.metrics import i2t_ranks, recall_at_k, retrieval_metrics, t2i_ranks
 from rsitr.retrieval.ppsr import ppsr as ppsr_rescore
 from rsitr.retrieval.search import hamming_similarity, stable_topk
@@ -38,11 +38,7 @@ from rsitr.retrieval.search import hamming_similarity, stable_topk
 __all__ = [
     "coarse_to_fine_matrices",
     "evaluate_coarse_to_fine",
-    "hash_heads_path",
-    "load_variant_heads",
     "metrics_from_matrices",
-    "run_c2f_evaluate",
-    "run_c2f_train",
     "train_hash_heads",
 ]
 
@@ -67,10 +63,6 @@ def encode_globals(
     model: Any, split: Any, loader: Any, batch_size: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Global embeddings only (no token features kept): images ``[N, D]``, captions ``[C, D]`` on CPU."""
-    from torch.utils.data import DataLoader
-
-    from rsitr.training.data import EvalImages
-
     model.eval()
     images = DataLoader(EvalImages(split.image_paths, loader), batch_size=batch_size, shuffle=False)
     image_parts = [model.embed_images(batch.to(device))["global"].float().cpu() for batch in images]
@@ -108,27 +100,6 @@ def train_hash_heads(
     )
     heads.reference_codes = {"text": heads.pack("text", text_features), "image": heads.pack("image", image_features)}
     return heads, history
-
-
-def hash_heads_path(params: Any, variant: str) -> Path:
-    """``models/<variant>/hash_heads.pt``, beside the variant's checkpoint."""
-    return Path(params.paths.models) / variant / HASH_HEADS_FILE
-
-
-def load_variant_heads(params: Any, variant: str, checkpoint: str | Path | None = None) -> tuple[HashHeads, dict[str, Any]]:
-    """The variant's saved heads; with ``checkpoint``, refuse heads trained for another one."""
-    from rsitr.retrieval.index import sha256_file
-
-    heads, meta = load_hash_heads(hash_heads_path(params, variant))
-    if checkpoint is not None and meta.get("checkpoint_sha256") not in (None, sha256_file(checkpoint)):
-        raise ModelError(
-            f"hash heads of {variant} were trained on another checkpoint than {str(checkpoint)!r}; "
-            f"re-run `rsitr c2f train --variant {variant}`"
-        )
-    return heads, meta
-
-
-# ----------------------------------------------------------------------------- ranking
 
 
 def coarse_to_fine_matrices(
@@ -241,8 +212,6 @@ def evaluate_coarse_to_fine(
         (when asked), "timings": {...}, "images", "captions", "candidates", "ppsr",
         "coarse_only"}``.
     """
-    from rsitr.retrieval.evaluate import encode_split
-
     device = torch.device(device)
     c2f = _c2f(c2f_params)
     image_embs, text_embs, timings = encode_split(model, split, loader, batch_size, device)
@@ -280,118 +249,3 @@ def evaluate_coarse_to_fine(
         result["exhaustive_metrics"] = retrieval_metrics(scores.float().cpu(), owner)
     result["timings"] = timings
     return result
-
-
-# ----------------------------------------------------------------------------- stages
-
-
-def _variant_setup(params: Any, variant: str):
-    from rsitr.training.checkpoint import load_trained_model
-    from rsitr.training.data import ImageLoader, read_manifest
-    from rsitr.training.trainer import CHECKPOINT_BEST, manifest_path, model_dir, resolve_device
-
-    v = params.variant(variant)
-    checkpoint = model_dir(params, variant) / CHECKPOINT_BEST
-    device = resolve_device(v.train.device)
-    model = load_trained_model(params, v, checkpoint).to(device)
-    loader = ImageLoader(model.image_size, model.mean, model.std, cache=False)
-    return v, checkpoint, device, model, loader, read_manifest(manifest_path(params))
-
-
-def run_c2f_train(params: Any, variant: str) -> dict[str, Any]:
-    """Train the variant's hash heads on its train split; writes ``models/<variant>/hash_heads.{pt,json}``."""
-    from rsitr.config import to_dict
-    from rsitr.retrieval.index import sha256_file
-    from rsitr.training.data import select_split
-
-    v, checkpoint, device, model, loader, manifest = _variant_setup(params, variant)
-    split = select_split(manifest, "train", datasets=v.train.datasets, languages=v.train.languages)
-    start = time.perf_counter()
-    heads, history = train_hash_heads(model, split, loader, params, device)
-    seconds = time.perf_counter() - start
-    path = hash_heads_path(params, variant)
-    summary = {
-        "variant": variant,
-        "checkpoint": str(checkpoint),
-        "checkpoint_sha256": sha256_file(checkpoint),
-        "c2f": to_dict(params.c2f),
-        "train_images": split.num_images,
-        "train_captions": len(split.captions),
-        "train_seconds": seconds,
-        "history": history,
-    }
-    save_hash_heads(path, heads, **summary)
-    path.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
-    final = history[-1] if history else {}
-    print(f"{variant}: hash heads ({heads.bits} bits) trained in {seconds:.1f}s, final loss {final.get('loss', float('nan')):.4f} -> {path}")
-    return summary
-
-
-def c2f_metrics_file(params: Any, variant: str, test_set: str, language: str) -> Path:
-    """``metrics/c2f/<variant>/<test_set>.json`` (English) or ``<test_set>.<lang>.json``.
-
-    Kept apart from ``metrics/<variant>/`` (the evaluate stage's output) so DVC outputs never overlap.
-    """
-    suffix = "" if language == "en" else f".{language}"
-    return Path(params.paths.metrics) / "c2f" / variant / f"{test_set}{suffix}.json"
-
-
-def _log_to_variant_run(params: Any, variant: str, payload: dict[str, Any]) -> None:
-    """Add the c2f figures to the variant's MLflow run (``test.<set>.<lang>.c2f.<metric>``)."""
-    from rsitr.tracking.mlflow_tracking import Tracker
-    from rsitr.training.stages import RUN_FILE
-    from rsitr.training.trainer import model_dir
-
-    run_file = model_dir(params, variant) / RUN_FILE
-    if not run_file.is_file():
-        return
-    tracker = Tracker.start(params, run_name=variant, tags={}, run_id=json.loads(run_file.read_text())["run_id"])
-    prefix = f"test.{payload['test_set']}.{payload['language']}.c2f"
-    keys = ("i2t_R1", "i2t_R5", "i2t_R10", "t2i_R1", "t2i_R5", "t2i_R10", "mR")
-    tracker.log_metrics({f"{prefix}.{k}": payload[k] for k in keys})
-    tracker.log_metrics({f"{prefix}.{k}": v for k, v in payload["timings"].items() if isinstance(v, (int, float))})
-    tracker.end("FINISHED")
-
-
-def run_c2f_evaluate(params: Any, variant: str, *, track: bool = True) -> dict[str, Any]:
-    """Coarse-to-fine evaluation of the variant on every test target; writes ``metrics/c2f/<variant>/*.json``."""
-    from rsitr.config import to_dict
-    from rsitr.training.data import select_split
-    from rsitr.training.stages import evaluation_targets
-
-    v, checkpoint, device, model, loader, manifest = _variant_setup(params, variant)
-    heads, meta = load_variant_heads(params, variant, checkpoint)
-    results: dict[str, Any] = {}
-    for test_set, language in evaluation_targets(params, variant):
-        split = select_split(manifest, "test", datasets=[test_set], languages=[language])
-        evaluation = evaluate_coarse_to_fine(model, heads, split, loader, v.eval.batch_size, device, params.c2f)
-        payload = {
-            "variant": variant,
-            "label": f"{variant} + c2f",
-            "method": v.method,
-            "mode": "coarse_only" if params.c2f.coarse_only else "c2f",
-            "test_set": test_set,
-            "language": language,
-            **evaluation["metrics"],
-            "coarse_metrics": evaluation["coarse_metrics"],
-            "exhaustive_metrics": evaluation.get("exhaustive_metrics"),
-            "images": evaluation["images"],
-            "captions": evaluation["captions"],
-            "timings": evaluation["timings"],
-            "c2f": to_dict(params.c2f),
-            "checkpoint": str(checkpoint),
-            "hash_heads": str(hash_heads_path(params, variant)),
-            "device": str(device),
-        }
-        path = c2f_metrics_file(params, variant, test_set, language)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(payload, indent=2) + "\n")
-        results[path.name] = payload
-        if track:
-            _log_to_variant_run(params, variant, payload)
-        exhaustive = evaluation.get("exhaustive_metrics") or {}
-        print(
-            f"{variant} + c2f on {test_set} [{language}]: mR {payload['mR']:.2f} "
-            f"(coarse {evaluation['coarse_metrics']['mR']:.2f}, exhaustive {exhaustive.get('mR', float('nan')):.2f})"
-        )
-    return results

@@ -15,7 +15,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from rsitr.retrieval.metrics import retrieval_metrics
-from rsitr.training.data import EvalImages, ImageLoader, RetrievalSplit
+from rsitr.data.images import EvalImages, ImageLoader
+from rsitr.data.manifest import RetrievalSplit
 
 
 def _concat(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -41,7 +41,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
+from rsitr.data.images import ImageLoader
 from rsitr.errors import DataError, ModelError
 from rsitr.retrieval.hash_head import HASH_HEADS_FILE, HashHeads, load_hash_heads, save_hash_heads
 from rsitr.retrieval.search import HammingIndex, reference_hubness
@@ -50,68 +52,14 @@ __all__ = [
     "GalleryIndex",
     "IMAGE_EXTENSIONS",
     "INDEX_FORMAT",
-    "ModelRef",
     "build_index",
     "list_images",
-    "load_model_and_heads",
-    "resolve_model_ref",
-    "set_registry_resolver",
 ]
 
 INDEX_FORMAT = "rsitr-gallery-index-v1"
 INDEX_FILE = "index.json"
 BUILD_DIR = "_build"
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
-
-
-# ----------------------------------------------------------------------------- models
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """Where a retrieval model and its hash heads live on disk."""
-
-    variant: str
-    checkpoint: Path
-    hash_heads: Path
-    uri: str  # what the user passed: a variant name or a models:/ URI
-
-
-# A resolver for ``models:/<name>@<alias>`` URIs (the MLflow registry), set by the
-# registry integration: ``fn(params, uri) -> ModelRef`` with local, downloaded paths.
-_REGISTRY_RESOLVER: Callable[[Any, str], ModelRef] | None = None
-
-
-def set_registry_resolver(resolver: Callable[[Any, str], ModelRef] | None) -> None:
-    """Install the hook that turns a ``models:/name@alias`` URI into a local ``ModelRef``."""
-    global _REGISTRY_RESOLVER
-    _REGISTRY_RESOLVER = resolver
-
-
-def resolve_model_ref(params: Any, ref: str) -> ModelRef:
-    """A variant name -> ``models/<variant>/{best.pt, hash_heads.pt}``; ``models:/`` -> the hook."""
-    from rsitr.training.trainer import CHECKPOINT_BEST, model_dir
-
-    if ref.startswith("models:/"):
-        if _REGISTRY_RESOLVER is None:
-            raise ModelError(
-                f"model registry URIs ({ref!r}) are not connected yet; pass a variant name "
-                f"(one of: {', '.join(params.variants)}) or install a resolver with "
-                "rsitr.retrieval.index.set_registry_resolver"
-            )
-        return _REGISTRY_RESOLVER(params, ref)
-    params.variant(ref)  # unknown names fail with the list of valid ones
-    folder = model_dir(params, ref)
-    return ModelRef(variant=ref, checkpoint=folder / CHECKPOINT_BEST, hash_heads=folder / HASH_HEADS_FILE, uri=ref)
-
-
-def load_model_and_heads(params: Any, ref: ModelRef, device: torch.device | str = "cpu"):
-    """``(model, heads, heads_meta)`` on ``device``, in eval mode."""
-    from rsitr.training.checkpoint import load_trained_model
-
-    model = load_trained_model(params, ref.variant, ref.checkpoint).to(device).eval()
-    heads, meta = load_hash_heads(ref.hash_heads)
-    return model, heads.to(device).eval(), meta
 
 
 # ----------------------------------------------------------------------------- images
@@ -246,10 +194,6 @@ def build_index(
     Returns:
         The index directory.
     """
-    from tqdm.auto import tqdm
-
-    from rsitr.training.data import ImageLoader
-
     out = Path(out)
     paths = [str(p) for p in image_paths]
     ids = [str(i) for i in (ids if ids is not None else paths)]

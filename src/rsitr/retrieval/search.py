@@ -38,6 +38,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from rsitr.data.images import ImageLoader
+
 __all__ = [
     "HammingIndex",
     "dense_rescore",
@@ -242,8 +244,6 @@ def search_index(
         query = {k: v.float() for k, v in model.embed_texts(model.tokenize([text]).to(device)).items()}  # [1, ...]
         query_codes = heads.pack("text", query["global"])  # [1, bits / 8]
     else:
-        from rsitr.training.data import ImageLoader
-
         mode = "image"
         loader = loader or ImageLoader(model.image_size, model.mean, model.std, cache=False)
         pixels = loader.normalize(loader.uint8(str(image)))[None].to(device)  # [1, 3, S, S]

@@ -29,14 +29,16 @@ from typing import Any
 import pandas as pd
 
 from rsitr.config import RsitrParams
+from rsitr.models import METHODS
 from rsitr.tracking.mlflow_tracking import ensure_reachable, tracking_uri
 
 MEASURED = "measured"
 REPORTED = "reported"
 RECALLS = ("i2t_R1", "i2t_R5", "i2t_R10", "t2i_R1", "t2i_R5", "t2i_R10", "mR")
 BENCHMARKS = ("rsicd", "rsitmd", "ucm", "nwpu")
+GROUP = ("arch", "pretrained", "data_version")  # rows of different groups are never ranked together
 COLUMNS = (
-    "label", "test_set", "language", "benchmark", "model", "method", *RECALLS, "trainable_params", "total_params",
+    "label", *GROUP, "test_set", "language", "benchmark", "model", "method", *RECALLS, "trainable_params", "total_params",
     "train_seconds", "inference_s", "run_id", "backbone", "train_data", "source", "citation",
 )
 _METRIC_KEY = re.compile(r"^test\.(?P<set>.+)\.(?P<lang>[a-z]{2,3}(?:[-_][A-Za-z]+)?)\.(?:(?P<c2f>c2f)\.)?(?P<metric>\w+)$")
@@ -53,8 +55,6 @@ def benchmark_of(test_set: str) -> str | None:
 
 
 def _trains(method: str) -> bool:
-    from rsitr.models import METHODS
-
     spec = METHODS.get(method)
     return spec is None or spec.loss is not None
 
@@ -79,6 +79,7 @@ def _rows_of_run(run: Any) -> list[dict[str, Any]]:
             trainable = 0  # an evaluation-only method trains nothing, whatever the model's requires_grad says
         rows.append({
             "label": MEASURED,
+            **run_group(run),
             "test_set": test_set,
             "language": language,
             "benchmark": benchmark_of(test_set) or "",
@@ -92,6 +93,13 @@ def _rows_of_run(run: Any) -> list[dict[str, Any]]:
             "run_id": run.info.run_id,
         })
     return rows
+
+
+def run_group(run: Any) -> dict[str, str]:
+    """The comparability group of a run: architecture, pretrained weights, data version."""
+    tags = run.data.tags
+    return {"arch": tags.get("arch", "unknown"), "pretrained": tags.get("pretrained", "none"),
+            "data_version": tags.get("data.version", "unknown")}
 
 
 def _search_runs(client: Any, experiment_id: str) -> Iterable[Any]:
@@ -108,7 +116,8 @@ def _search_runs(client: Any, experiment_id: str) -> Iterable[Any]:
 
 
 def measured_rows(params: RsitrParams, *, all_runs: bool = False, variants: Iterable[str] = ()) -> pd.DataFrame:
-    """Measured rows from MLflow: the latest finished, evaluated run per variant (or every run)."""
+    """Measured rows from MLflow: per comparability group (arch, pretrained, data version), the
+    latest finished, evaluated run of each variant (or every run)."""
     from mlflow.tracking import MlflowClient
 
     uri = tracking_uri(params)
@@ -117,15 +126,16 @@ def measured_rows(params: RsitrParams, *, all_runs: bool = False, variants: Iter
     experiment = client.get_experiment_by_name(params.tracking.experiment)
     wanted = set(variants)
     rows: list[dict[str, Any]] = []
-    seen: set[str] = set()
+    seen: set[tuple[str, ...]] = set()
     if experiment is not None:
         for run in _search_runs(client, experiment.experiment_id):
             variant = run.data.tags.get("variant")
-            if not variant or (wanted and variant not in wanted) or (variant in seen and not all_runs):
+            key = (variant, *run_group(run).values())
+            if not variant or (wanted and variant not in wanted) or (key in seen and not all_runs):
                 continue
             run_rows = _rows_of_run(run)
             if run_rows:
-                seen.add(variant)
+                seen.add(key)
                 rows += run_rows
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
@@ -169,14 +179,14 @@ class Leaderboard:
     measured: pd.DataFrame
     reported: pd.DataFrame
 
-    def sections(self) -> list[tuple[str, str, pd.DataFrame, pd.DataFrame]]:
-        """(test_set, language, measured rows ranked by mR, reported rows of that benchmark)."""
+    def sections(self) -> list[tuple[tuple[str, ...], str, str, pd.DataFrame, pd.DataFrame]]:
+        """(group, test_set, language, measured rows ranked by mR, reported rows of that benchmark)."""
         out = []
-        for (test_set, language), rows in self.measured.groupby(["test_set", "language"], sort=True):
+        for (*group, test_set, language), rows in self.measured.groupby([*GROUP, "test_set", "language"], sort=True):
             benchmark = benchmark_of(test_set)
             reported = self.reported[self.reported["benchmark"] == benchmark] if benchmark and language == "en" else \
                 self.reported.iloc[0:0]
-            out.append((test_set, language, rows.sort_values("mR", ascending=False, kind="stable"),
+            out.append((tuple(group), test_set, language, rows.sort_values("mR", ascending=False, kind="stable"),
                         reported.sort_values("mR", ascending=False, kind="stable")))
         return out
 
@@ -191,7 +201,7 @@ class Leaderboard:
         """Every row, measured first, as written to the CSV (``test_set`` of an inline reported
         row is the measured set it sits beside; ``benchmark`` names the paper's test set)."""
         parts = []
-        for test_set, language, measured, reported in self.sections():
+        for _, test_set, language, measured, reported in self.sections():
             parts += [measured, reported.assign(test_set=test_set)]
         parts.append(self.unmatched_reported())
         frames = [p for p in parts if not p.empty]
@@ -250,7 +260,9 @@ def render_markdown(board: Leaderboard, *, uri: str, experiment: str, all_runs: 
         "# rsitr leaderboard",
         "",
         f"Generated {when} from MLflow `{uri}`, experiment `{experiment}` "
-        f"({'every finished run' if all_runs else 'latest finished run per variant'}). "
+        f"({'every finished run' if all_runs else 'latest finished run per variant'}), one section per "
+        "architecture, pretrained weights and data version (the md5 of the processed manifest in dvc.lock): "
+        "rows of different sections are never ranked together. "
         "Recall@K in %; mR = mean of the six recalls; inference = encoding + scoring of the whole test set. "
         f"Rows labelled **{MEASURED}** were measured by rsitr; rows labelled *{REPORTED}* are copied from papers "
         "(sources below) and are never ranked together with measured rows.",
@@ -259,8 +271,13 @@ def render_markdown(board: Leaderboard, *, uri: str, experiment: str, all_runs: 
     sections = board.sections()
     if not sections:
         lines += ["No evaluated runs found in MLflow yet: run `dvc repro` (or the Prefect `benchmark` flow).", ""]
-    for test_set, language, measured, reported in sections:
-        lines += [f"## {test_set} [{language}]", ""] + _measured_lines(measured) + [""]
+    current = None
+    for group, test_set, language, measured, reported in sections:
+        if group != current:
+            arch, pretrained, data = group
+            lines += [f"## {arch}, pretrained {pretrained}, data version {data[:12]}", ""]
+            current = group
+        lines += [f"### {test_set} [{language}]", ""] + _measured_lines(measured) + [""]
         if not reported.empty:
             lines += [f"Reported on {benchmark_of(test_set)} (papers' figures, same benchmark):", ""]
             lines += _reported_lines(reported, citations) + [""]
@@ -286,11 +303,11 @@ class LeaderboardFiles:
     models: tuple[str, ...]  # measured row names: variants and "<variant> + c2f"
 
 
-def write_leaderboard(params: RsitrParams, *, all_runs: bool = False, variants: Iterable[str] = (),
-                      reference: str | Path | None = None) -> LeaderboardFiles:
-    """Write ``<reports>/leaderboard.md`` and ``.csv``."""
+def write_leaderboard(params: RsitrParams, folder: str | Path, *, all_runs: bool = False,
+                      variants: Iterable[str] = (), reference: str | Path | None = None) -> LeaderboardFiles:
+    """Write ``<folder>/leaderboard.md`` and ``.csv``."""
     board = Leaderboard(measured_rows(params, all_runs=all_runs, variants=variants), reference_rows(reference))
-    folder = Path(params.paths.reports)
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     markdown, table = folder / "leaderboard.md", folder / "leaderboard.csv"
     markdown.write_text(render_markdown(board, uri=tracking_uri(params), experiment=params.tracking.experiment,

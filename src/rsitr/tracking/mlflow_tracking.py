@@ -60,20 +60,21 @@ def git_commit(cwd: str | Path = ".") -> str:
         return "unknown"
 
 
-def data_hashes(lock_path: str | Path = "dvc.lock", stages: tuple[str, ...] = ("split", "keywords")) -> dict[str, str]:
-    """md5 of the data outputs recorded in ``dvc.lock`` (what a model run saw)."""
-    path = Path(lock_path)
-    if not path.is_file():
-        return {}
-    import yaml
+def context_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """MLflow's standard context tags (user, source name and type, git commit) plus ``tags``.
 
-    lock = yaml.safe_load(path.read_text()) or {}
-    hashes: dict[str, str] = {}
-    for stage in stages:
-        for out in (lock.get("stages", {}).get(stage, {}) or {}).get("outs", []) or []:
-            if "md5" in out:
-                hashes[f"data.{out['path']}"] = out["md5"]
-    return hashes
+    ``MlflowClient.create_run`` adds none of them itself (only the fluent ``start_run`` does);
+    rsitr creates runs by id for thread safety, so it resolves them here.
+    """
+    from mlflow.tracking.context.registry import resolve_tags
+    from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
+
+    resolved = dict(resolve_tags(dict(tags)))
+    commit = git_commit()
+    if commit != "unknown":
+        resolved.setdefault(MLFLOW_GIT_COMMIT, commit)
+        resolved.setdefault("git_commit", commit)
+    return resolved
 
 
 def _clean(value: Any) -> str:
@@ -95,7 +96,7 @@ class Tracker:
     def start(
         cls, params: RsitrParams, run_name: str, tags: Mapping[str, str], run_id: str | None = None
     ) -> "Tracker":
-        """Create (or re-open, given ``run_id``) a run in ``params.tracking.experiment``."""
+        """Create (or re-open, given ``run_id``) a run in ``params.tracking.experiment``, with context tags."""
         from mlflow.tracking import MlflowClient
 
         uri = tracking_uri(params)
@@ -106,8 +107,8 @@ class Tracker:
             return cls(uri, run_id)
         experiment = client.get_experiment_by_name(params.tracking.experiment)
         experiment_id = experiment.experiment_id if experiment else client.create_experiment(params.tracking.experiment)
-        all_tags = {"git_commit": git_commit(), **data_hashes(), **tags}
-        run = client.create_run(experiment_id, run_name=run_name, tags={k: _clean(v) for k, v in all_tags.items()})
+        all_tags = context_tags({k: _clean(v) for k, v in tags.items()})
+        run = client.create_run(experiment_id, run_name=run_name, tags=all_tags)
         return cls(uri, run.info.run_id)
 
     def log_params(self, values: Mapping[str, Any]) -> None:
@@ -143,6 +144,22 @@ class Tracker:
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         for key, value in tags.items():
             self.client.set_tag(self.run_id, key, _clean(value))
+
+    def log_data_version(self, name: str, version: str, source: str, context: str = "training") -> None:
+        """The data a run used, as an MLflow dataset input (``mlflow.data``): name, md5 digest, source."""
+        import warnings
+
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+        from mlflow.data.meta_dataset import MetaDataset
+        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+        with warnings.catch_warnings():  # "source type inferred": a local file is what we mean
+            warnings.simplefilter("ignore")
+            dataset = MetaDataset(source=resolve_dataset_source(source), name=name, digest=version[:36])
+        entity = DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
+        self.client.log_inputs(self.run_id, datasets=[entity])
+        self.set_tags({"data.version": version})
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)

@@ -1,10 +1,11 @@
 """The MLflow pyfunc model rsitr registers: images and texts in, embeddings out.
 
-A registered version is self-contained: its artifacts hold the variant's FULL state dict
-(``weights.pt``, base weights included, so no pretrained download and no ``models/``
-folder is needed), the resolved configuration of that one variant (``rsitr.yaml``) and the
-keyword lists under ``data/processed/`` when the run had them. Loading needs only the
-installed ``rsitr`` package (for the model classes) and the tracking/registry URI::
+A logged model (MLflow 3 "Logged Models", linked to its training run) is self-contained:
+its artifacts hold the variant's FULL state dict (``weights.pt``, base weights included,
+so no pretrained download and no ``models/`` folder is needed) and the resolved
+configuration of that one variant (``rsitr.yaml``), and its ``code/`` folder carries the
+rsitr package itself (``code_paths``), so it loads and serves in an environment that has
+only the pinned dependencies (``mlflow models serve -m models:/rsitr-finetune@champion``)::
 
     import mlflow, pandas as pd
     model = mlflow.pyfunc.load_model("models:/rsitr-finetune@champion")
@@ -16,7 +17,7 @@ PNG/JPEG, optionally as a ``data:image/...;base64,`` URL, or a path to an image 
 the serving host), or both. Either column may be omitted; a missing/empty cell is skipped.
 Output: a DataFrame with ``text_embedding`` and ``image_embedding`` (lists of floats, the
 variant's global embeddings, L2-normalised; ``None`` where the row had no such input).
-Images are preprocessed exactly as in evaluation (``rsitr.training.data.ImageLoader``);
+Images are preprocessed exactly as in evaluation (``rsitr.data.images.ImageLoader``);
 texts in Arabic script are normalised as in training when ``text.normalize_arabic`` is set.
 """
 
@@ -27,20 +28,23 @@ import binascii
 import io
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+import torch
 import yaml
 
+from rsitr.config import params_from_dict
+from rsitr.data.arabic import normalize_arabic
+from rsitr.data.images import ImageLoader
 from rsitr.errors import DataError
+from rsitr.models import build_model
 
 WEIGHTS = "weights"
 CONFIG = "config"
-DATA = "data"
 TEXT_COLUMN = "text"
 IMAGE_COLUMN = "image"
 TEXT_OUTPUT = "text_embedding"
@@ -83,17 +87,8 @@ class EmbeddingModel(mlflow.pyfunc.PythonModel):
     """Rebuilds the rsitr variant from the bundled config and weights; embeds texts and images."""
 
     def load_context(self, context: Any) -> None:
-        import torch
-
-        from rsitr.config import params_from_dict
-        from rsitr.models import build_model
-        from rsitr.training.data import ImageLoader
-
         bundle = yaml.safe_load(Path(context.artifacts[CONFIG]).read_text(encoding="utf-8"))
-        raw = bundle["params"]
-        if DATA in context.artifacts:
-            raw["paths"]["data"] = context.artifacts[DATA]
-        params = params_from_dict(raw)
+        params = params_from_dict(bundle["params"])
         model = build_model(params, bundle["variant"], load_weights=False)
         state = torch.load(context.artifacts[WEIGHTS], map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)
@@ -103,10 +98,6 @@ class EmbeddingModel(mlflow.pyfunc.PythonModel):
         self.loader = ImageLoader(model.image_size, model.mean, model.std, cache=False)
 
     def _embed_texts(self, texts: list[str]) -> np.ndarray:
-        import torch
-
-        from rsitr.data.arabic import normalize_arabic
-
         if self.normalize_arabic:  # as select_split does for Arabic captions
             texts = [normalize_arabic(t) if ARABIC_SCRIPT.search(t) else t for t in texts]
         parts = []
@@ -117,8 +108,6 @@ class EmbeddingModel(mlflow.pyfunc.PythonModel):
         return np.concatenate(parts)  # [T, D]
 
     def _embed_images(self, values: list[Any]) -> np.ndarray:
-        import torch
-
         parts = []
         with torch.no_grad():
             for first in range(0, len(values), IMAGE_BATCH):
@@ -183,43 +172,44 @@ def requirements() -> list[str]:
     return pins
 
 
-def save_embedding_model(
-    path: str | Path,
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/rsitr: bundled as the model's code
+
+
+def _stage_artifacts(folder: Path, model: Any, params_tree: dict[str, Any], variant: str) -> dict[str, str]:
+    weights = folder / "weights.pt"
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
+    config = folder / "rsitr.yaml"
+    config.write_text(yaml.safe_dump({"variant": variant, "params": params_tree}, sort_keys=False, allow_unicode=True),
+                      encoding="utf-8")
+    return {WEIGHTS: str(weights), CONFIG: str(config)}
+
+
+def log_embedding_model(
+    run_id: str,
     *,
     model: Any,
     params_tree: dict[str, Any],
     variant: str,
     example_text: str,
     example_image: str | Path,
-    keywords_dir: str | Path | None = None,
-) -> Path:
-    """Write the pyfunc model folder at ``path`` (weights, config, keywords, signature, example)."""
-    import torch
+    name: str = "model",
+) -> Any:
+    """Log the variant as an MLflow logged model of run ``run_id`` (weights, config, rsitr code).
 
-    path = Path(path)
-    staging = path.parent / f"{path.name}-artifacts"
-    staging.mkdir(parents=True, exist_ok=True)
-    weights = staging / "weights.pt"
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
-    config = staging / "rsitr.yaml"
-    config.write_text(yaml.safe_dump({"variant": variant, "params": params_tree}, sort_keys=False, allow_unicode=True),
-                      encoding="utf-8")
-    artifacts = {WEIGHTS: str(weights), CONFIG: str(config)}
-    keyword_files = sorted(Path(keywords_dir).glob("keywords*.txt")) if keywords_dir else []
-    if keyword_files:
-        processed = staging / "data" / "processed"
-        processed.mkdir(parents=True)
-        for file in keyword_files:
-            shutil.copy2(file, processed / file.name)
-        artifacts[DATA] = str(staging / "data")
-    mlflow.pyfunc.save_model(
-        path=str(path),
-        python_model=EmbeddingModel(),
-        artifacts=artifacts,
-        signature=signature(),
-        input_example=input_example(example_text, example_image),
-        pip_requirements=requirements(),
-        metadata={"rsitr_variant": variant, "embedding": "global, L2-normalised"},
-    )
-    shutil.rmtree(staging)
-    return path
+    Returns MLflow's ``ModelInfo`` (``model_id``, ``model_uri``). The caller has set the
+    tracking URI; the run is re-opened in this thread only (MLflow's active run is per thread).
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
+        artifacts = _stage_artifacts(Path(tmp), model, params_tree, variant)
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=EmbeddingModel(),
+            artifacts=artifacts,
+            code_paths=[str(PACKAGE_DIR)],
+            signature=signature(),
+            input_example=input_example(example_text, example_image),
+            pip_requirements=requirements(),
+            metadata={"rsitr_variant": variant, "embedding": "global, L2-normalised"},
+        )

@@ -22,20 +22,18 @@ prints its one-line message and exits 1), while a missing model, alias or metric
 from __future__ import annotations
 
 import getpass
-import json
-import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from rsitr.config import RsitrParams, to_dict
-from rsitr.errors import ModelError, TrackingError
+from rsitr.errors import TrackingError
 from rsitr.tracking.mlflow_tracking import ensure_reachable, tracking_uri
+from rsitr.tracking.pyfunc_model import log_embedding_model
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-MODEL_ARTIFACT = "registered_model"
+DATA_VERSION_TAG = "data.version"
 RETRIEVAL_METRICS = ("i2t_R1", "i2t_R5", "i2t_R10", "t2i_R1", "t2i_R5", "t2i_R10", "mR")
 
 
@@ -57,34 +55,12 @@ def registry_client(params: RsitrParams):
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def variant_run_id(params: RsitrParams, variant: str) -> str:
-    """The run id recorded by ``rsitr train`` in ``models/<variant>/run.json``."""
-    from rsitr.training.stages import RUN_FILE
-    from rsitr.training.trainer import model_dir
-
-    path = model_dir(params, variant) / RUN_FILE
-    if not path.is_file():
-        raise TrackingError(f"no MLflow run recorded for variant {variant} ({path} missing); run "
-                            f"`rsitr train --variant {variant}` with tracking on, or pass --run-id")
-    return json.loads(path.read_text())["run_id"]
-
-
 def _bundled_params(params: RsitrParams, variant: str) -> dict[str, Any]:
     """The resolved config of this one variant, in the shape ``params_from_dict`` reads back."""
     tree = to_dict(params)
     entry = {k: v for k, v in tree["variants"][variant].items() if k != "name"}
     tree["variants"] = {variant: entry}
     return tree
-
-
-def _example(params: RsitrParams) -> tuple[str, str]:
-    """A caption and an image of the test split (the model's input example)."""
-    from rsitr.training.data import read_manifest
-    from rsitr.training.trainer import manifest_path
-
-    manifest = read_manifest(manifest_path(params))
-    row = manifest[manifest["split"] == "test"].iloc[0] if (manifest["split"] == "test").any() else manifest.iloc[0]
-    return str(row["caption"]), str(row["image_path"])
 
 
 def _version_tags(params: RsitrParams, variant: str, run: Any) -> dict[str, str]:
@@ -124,54 +100,59 @@ class Registration:
     run_id: str
     source: str
     reused: bool
+    model_id: str | None = None
 
 
-def register_variant(params: RsitrParams, variant: str, *, run_id: str | None = None) -> Registration:
-    """Log the variant's pyfunc model into its run, create a model version, alias it ``challenger``.
-
-    Registering a run that already has a version of this model reuses that version.
-    """
+def finished_run(client: Any, params: RsitrParams, variant: str, run_id: str) -> Any:
+    """The MLflow run ``run_id``, which must exist and be FINISHED."""
     from mlflow.exceptions import MlflowException
 
-    from rsitr.data.stages import stage_paths
-    from rsitr.training.checkpoint import load_trained_model
-    from rsitr.training.trainer import CHECKPOINT_BEST, model_dir
-    from rsitr.tracking.pyfunc_model import save_embedding_model
-
-    v = params.variant(variant)
-    run_id = run_id or variant_run_id(params, variant)
-    client = registry_client(params)
     try:
         run = client.get_run(run_id)
     except MlflowException:
         raise TrackingError(f"MLflow run {run_id} of variant {variant} not found at {tracking_uri(params)}") from None
     if run.info.status != "FINISHED":
         raise TrackingError(f"run {run_id} of variant {variant} is {run.info.status}; register a finished run")
+    return run
+
+
+def existing_version(client: Any, params: RsitrParams, variant: str, run_id: str) -> Registration | None:
+    """The version already registered from ``run_id`` (re-aliased ``challenger``), if any."""
     name = registered_name(params, variant)
     _ensure_registered_model(client, name, variant)
     existing = client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
-    if existing:
-        version = max(existing, key=lambda mv: int(mv.version))
-        client.set_registered_model_alias(name, CHALLENGER, version.version)
-        return Registration(name, str(version.version), run_id, version.source, reused=True)
-    checkpoint = model_dir(params, variant) / CHECKPOINT_BEST
-    if not checkpoint.is_file():
-        raise ModelError(f"checkpoint {checkpoint} not found; run `rsitr train --variant {variant}` first")
-    model = load_trained_model(params, v, checkpoint)
-    text, image = _example(params)
-    with tempfile.TemporaryDirectory() as tmp:
-        local = save_embedding_model(
-            Path(tmp) / "model", model=model, params_tree=_bundled_params(params, variant), variant=variant,
-            example_text=text, example_image=image, keywords_dir=stage_paths(params).processed,
-        )
-        client.log_artifacts(run_id, str(local), MODEL_ARTIFACT)
-    source = f"{run.info.artifact_uri.rstrip('/')}/{MODEL_ARTIFACT}"
+    if not existing:
+        return None
+    version = max(existing, key=lambda mv: int(mv.version))
+    client.set_registered_model_alias(name, CHALLENGER, version.version)
+    return Registration(name, str(version.version), run_id, version.source, reused=True,
+                        model_id=getattr(version, "model_id", None))
+
+
+def register_model(params: RsitrParams, variant: str, run_id: str, *, model: Any, example_text: str,
+                   example_image: str) -> Registration:
+    """Log the variant's pyfunc as a logged model of its run, register it, alias it ``challenger``.
+
+    Registering a run that already has a version of this model reuses that version.
+    """
+    import mlflow
+
+    client = registry_client(params)
+    run = finished_run(client, params, variant, run_id)
+    reused = existing_version(client, params, variant, run_id)
+    if reused is not None:
+        return reused
+    name = registered_name(params, variant)
+    mlflow.set_tracking_uri(tracking_uri(params))
+    info = log_embedding_model(run_id, model=model, params_tree=_bundled_params(params, variant), variant=variant,
+                               example_text=example_text, example_image=example_image)
+    client.set_terminated(run_id, status="FINISHED")
     version = client.create_model_version(
-        name, source, run_id=run_id, tags=_version_tags(params, variant, run),
-        description=f"{variant} from run {run_id}",
+        name, info.model_uri, run_id=run_id, tags=_version_tags(params, variant, run),
+        description=f"{variant} from run {run_id}", model_id=info.model_id,
     )
     client.set_registered_model_alias(name, CHALLENGER, version.version)
-    return Registration(name, str(version.version), run_id, source, reused=False)
+    return Registration(name, str(version.version), run_id, info.model_uri, reused=False, model_id=info.model_id)
 
 
 # ----------------------------------------------------------------------------- promotion
@@ -224,6 +205,11 @@ def _version_metric(client: Any, version: Any, key: str) -> float | None:
     return float(tag) if tag is not None else None
 
 
+def _data_version(version: Any) -> str | None:
+    """The md5 of the processed manifest the version's run trained and was evaluated on."""
+    return (version.tags or {}).get(DATA_VERSION_TAG)
+
+
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
@@ -261,6 +247,11 @@ def promote(params: RsitrParams, variant: str, *, force: bool = False, reason: s
                                       f"{'none' if champion is None else f'v{champion.version} {_fmt(old)}'}")
     elif champion is None:
         decision = decide("promoted", f"{label} promoted to {CHAMPION} (no {CHAMPION} yet): {key} {_fmt(new)}")
+    elif _data_version(challenger) != _data_version(champion):
+        decision = decide("refused", f"{label} not promoted: it was measured on data version "
+                                     f"{_data_version(challenger) or 'unknown'} but {CHAMPION} v{champion.version} on "
+                                     f"{_data_version(champion) or 'unknown'}; {key} is not comparable across data "
+                                     "versions. Retrain the champion's variant on this data, or --force --reason '...'")
     elif old is None:
         decision = decide("refused", f"{label} not promoted: {CHAMPION} v{champion.version} has no {key} to compare "
                                      f"with the challenger's {_fmt(new)}; use --force --reason '...' to promote anyway")

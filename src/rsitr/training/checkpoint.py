@@ -15,9 +15,9 @@ from typing import Any
 import torch
 
 from rsitr.config import RsitrParams, VariantParams, to_dict
-from rsitr.errors import ModelError
+from rsitr.models.trained import FORMAT, load_checkpoint, load_trained_model
 
-FORMAT = "rsitr-checkpoint-v1"
+__all__ = ["FORMAT", "load_checkpoint", "load_trained_model", "save_checkpoint"]
 
 
 def save_checkpoint(
@@ -48,29 +48,3 @@ def save_checkpoint(
     torch.save(payload, tmp)
     os.replace(tmp, path)
     return path
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"checkpoint {str(path)!r} not found; train the variant first (`rsitr train --variant ...`)")
-    payload = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ModelError(f"{str(path)!r} is not an rsitr checkpoint (expected format {FORMAT})")
-    return payload
-
-
-def load_trained_model(params: RsitrParams, variant: str | VariantParams, path: str | Path):
-    """Rebuild the variant's model from its base weights plus the checkpoint's weights."""
-    from rsitr.models import build_model
-
-    payload = load_checkpoint(path)
-    variant = params.variant(variant) if isinstance(variant, str) else variant
-    if payload["base"]["arch"] != params.model.arch:
-        raise ModelError(
-            f"checkpoint {str(path)!r} was trained with model.arch={payload['base']['arch']!r} but params say "
-            f"{params.model.arch!r}; pass --set model.arch={payload['base']['arch']}"
-        )
-    model = build_model(params, variant)
-    model.load_saved_state_dict(payload["model"])
-    return model.eval()

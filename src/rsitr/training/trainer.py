@@ -6,36 +6,39 @@ gradient clipping and accumulation, bf16 autocast on CUDA) and logs every term. 
 each epoch it measures validation mR, keeps the best checkpoint, and writes the last one
 atomically with everything needed to resume exactly (optimizer, scheduler, RNG states,
 the loss's own state such as EBAKER's similarity bank).
+
+The trainer knows no artifact layout: the application passes the output folder, the
+processed manifest and the keyword list (``rsitr.app.training``).
 """
 
 from __future__ import annotations
 
 import json
-import math
-import random
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from rsitr.config import RsitrParams, TrainParams, VariantParams
+from rsitr.config import RsitrParams, VariantParams
+from rsitr.data.images import ImageLoader
+from rsitr.data.manifest import RetrievalSplit, select_split
 from rsitr.errors import RsitrError
-from rsitr.models import build_model, build_variant_loss
+from rsitr.losses import build_variant_loss
+from rsitr.models import build_model, resolve_device
+from rsitr.models.retrieval_model import RetrievalModel
+from rsitr.models.trained import load_checkpoint
 from rsitr.retrieval.evaluate import evaluate_split
-from rsitr.training.checkpoint import load_checkpoint, save_checkpoint
+from rsitr.training.checkpoint import save_checkpoint
+from rsitr.training.data import TrainPairs, token_length_report, train_batches
 from rsitr.training.distributed import DistributedContext, GlobalBatchLoss, barrier, init_distributed
-from rsitr.training.data import (
-    ImageLoader,
-    TrainPairs,
-    read_manifest,
-    select_split,
-    token_length_report,
-    train_batches,
-)
+from rsitr.training.optim import build_optimizer, build_scheduler, steps_per_epoch
+from rsitr.training.rng import gather_rng_states, peak_memory_mb, seed_everything, set_rng_state
 
 CHECKPOINT_LAST = "last.pt"
 CHECKPOINT_BEST = "best.pt"
@@ -62,278 +65,309 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+@dataclass
+class Progress:
+    """Where training stands: what ``last.pt`` stores beside the weights and optimizer."""
+
+    epoch: int = 0
+    global_step: int = 0
+    best_val: float = -1.0
+    best_epoch: int = -1
+    history: list[dict[str, float]] = field(default_factory=list)
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+@dataclass
+class Session:
+    """Everything one training run holds."""
 
+    params: RsitrParams
+    variant: VariantParams
+    out: Path
+    device: torch.device
+    context: DistributedContext
+    model: RetrievalModel
+    tracker: Any | None
+    progress_bar: bool
+    total_params: int
+    trainable_params: int
+    forward_model: torch.nn.Module | None = None
+    loss_fn: torch.nn.Module | None = None
+    optimizer: torch.optim.Optimizer | None = None
+    scheduler: Any = None
+    dataset: TrainPairs | None = None
+    loader: ImageLoader | None = None
+    val_split: RetrievalSplit | None = None
+    run_key: str = ""
+    started: float = field(default_factory=time.perf_counter)
+    epoch_times: list[float] = field(default_factory=list)
 
-def manifest_path(params: RsitrParams) -> Path:
-    return Path(params.paths.data) / "processed" / "manifest.parquet"
+    @property
+    def main(self) -> bool:
+        return self.context.is_main
 
+    @property
+    def last_path(self) -> Path:
+        return self.out / CHECKPOINT_LAST
 
-def model_dir(params: RsitrParams, variant: str) -> Path:
-    return Path(params.paths.models) / variant
-
-
-def build_optimizer(model: torch.nn.Module, train: TrainParams) -> torch.optim.Optimizer:
-    """Weight decay on matrices only; gains, biases, embeddings' scale and temperature are exempt."""
-    decay, no_decay = [], []
-    for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        exempt = parameter.ndim < 2 or "logit_scale" in name or name.endswith(("bias", "class_embedding"))
-        (no_decay if exempt else decay).append(parameter)
-    groups = [{"params": decay, "weight_decay": train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if train.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=train.lr)
-    if train.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=train.lr, momentum=0.9)
-    return torch.optim.Adam(groups, lr=train.lr)
-
-
-def warmup_cosine(total_steps: int, warmup_steps: int):
-    """LR multiplier: linear warm-up to 1, then cosine decay to 0."""
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / max(1, warmup_steps)
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
-
-
-def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
-
-def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _gather_rng_states(context: DistributedContext) -> dict[str, Any] | list[dict[str, Any]]:
-    """Every rank's RNG state (rank 0 saves them all, so each rank resumes its own stream)."""
-    state = _rng_state()
-    if not context.enabled:
-        return state
-    import torch.distributed as dist
-
-    states: list[Any] = [None] * context.world_size
-    dist.all_gather_object(states, state)
-    return states
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    def log(self, values: dict[str, float], step: int | None = None) -> None:
+        if self.tracker is not None:
+            self.tracker.log_metrics(values, step=step)
 
 
 def train_variant(
     params: RsitrParams,
     variant_name: str,
     *,
+    out_dir: str | Path,
+    manifest: pd.DataFrame,
+    keywords: Sequence[str] | None = None,
     resume: bool = False,
     tracker: Any | None = None,
     progress: bool = True,
     context: DistributedContext | None = None,
+    run_key: str = "",
 ) -> TrainResult:
-    """Train ``variant_name`` on the train split; checkpoints go to ``models/<variant>/``.
+    """Train ``variant_name`` on the manifest's train split; checkpoints go to ``out_dir``.
 
+    ``run_key`` names the run (the application passes the step fingerprint): every checkpoint
+    stores it, and ``resume`` continues ``last.pt`` only when it carries the same key.
     Under torchrun (``WORLD_SIZE`` > 1) every rank trains its shard of each global batch
     with DistributedDataParallel; only rank 0 logs, validates and writes checkpoints.
     """
-    variant: VariantParams = params.variant(variant_name)
+    session = _start_session(params, params.variant(variant_name), Path(out_dir), keywords, tracker, progress,
+                             context)
+    session.run_key = run_key
+    if not session.variant.trains:
+        return _zero_shot(session)
+    _prepare_training(session, manifest)
+    state = _restore(session) if resume and _resumable(session) else _fresh_state(session)
+    _wrap_for_ddp(session)
+    for epoch in range(state.epoch, session.variant.train.epochs):
+        _train_epoch(session, state, epoch)
+        barrier(session.context)
+    return _finish(session, state)
+
+
+def _start_session(params: RsitrParams, variant: VariantParams, out: Path, keywords: Sequence[str] | None,
+                   tracker: Any | None, progress: bool, context: DistributedContext | None) -> Session:
     train = variant.train
-    out = model_dir(params, variant_name)
     device = resolve_device(train.device)
     context = context or init_distributed(device)
     if context.enabled and device.type == "cuda":
         device = torch.device("cuda", context.local_rank)
-    main = context.is_main
-    if main:
+    if context.is_main:
         out.mkdir(parents=True, exist_ok=True)
-    progress = progress and main
     seed_everything(train.seed)  # identical initial weights on every rank
-
     model = build_model(params, variant)
+    if keywords is not None and hasattr(model, "set_keywords"):
+        model.set_keywords(keywords)
     if train.init_from:
         model.load_saved_state_dict(load_checkpoint(train.init_from)["model"])
     model.to(device)
-    total_params = sum(p.numel() for p in model.parameters())
-    trainable_params = sum(p.numel() for p in model.parameters() if p.requires_grad) if variant.trains else 0
-    if tracker is not None:
-        tracker.log_metrics({"total_params": total_params, "trainable_params": trainable_params})
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) if variant.trains else 0
+    session = Session(params, variant, out, device, context, model, tracker, progress and context.is_main,
+                      total, trainable)
+    session.log({"total_params": total, "trainable_params": trainable})
+    return session
 
-    if not variant.trains:  # zero-shot: the checkpoint is the untouched base model
-        if not main:
-            return TrainResult(variant_name, None, 0, 0, None, 0.0, 0.0, 0.0, "", 0, total_params, trainable_params)
-        path = save_checkpoint(out / CHECKPOINT_BEST, model=model, variant=variant, params=params, epoch=0)
-        return TrainResult(variant_name, getattr(tracker, "run_id", None), 0, 0, None, 0.0, 0.0,
-                           _peak_memory_mb(device), str(path), path.stat().st_size, total_params, trainable_params)
 
-    manifest = read_manifest(manifest_path(params))
+def _zero_shot(session: Session) -> TrainResult:
+    """An evaluation-only method: the checkpoint is the untouched base model."""
+    if not session.main:
+        return _result(session, Progress(), "", 0)
+    path = save_checkpoint(session.out / CHECKPOINT_BEST, model=session.model, variant=session.variant,
+                           params=session.params, epoch=0, run_key=session.run_key)
+    return _result(session, Progress(best_epoch=0), str(path), path.stat().st_size)
+
+
+def _prepare_training(session: Session, manifest: pd.DataFrame) -> None:
+    """Splits, data, loss, optimizer and schedule of a training method."""
+    params, train = session.params, session.variant.train
     normalize = params.text.normalize_arabic
-    train_split = select_split(manifest, "train", datasets=train.datasets, languages=train.languages,
-                               normalize_arabic=normalize)
-    val_split = select_split(manifest, "val", datasets=train.datasets, languages=train.languages,
-                             normalize_arabic=normalize)
-    lengths = token_length_report(model.tokenizer, train_split, model.context_length)
+    splits = {name: select_split(manifest, name, datasets=train.datasets, languages=train.languages,
+                                 normalize_arabic=normalize) for name in ("train", "val")}
+    _report_token_lengths(session, splits["train"])
+    model = session.model
+    session.val_split = splits["val"]
+    session.loader = ImageLoader(model.image_size, model.mean, model.std, cache=train.num_workers == 0)
+    session.dataset = TrainPairs(splits["train"], session.loader, train.augment, seed=train.seed)
+    loss_fn = build_variant_loss(params, session.variant).to(session.device)
+    session.loss_fn = GlobalBatchLoss(loss_fn, session.context) if session.context.enabled else loss_fn
+    session.optimizer = build_optimizer(model, train)
+    steps = steps_per_epoch(len(session.dataset), train.batch_size * session.context.world_size)
+    session.scheduler = build_scheduler(session.optimizer, train, steps)
+
+
+def _report_token_lengths(session: Session, split: RetrievalSplit) -> None:
+    model = session.model
+    lengths = token_length_report(model.tokenizer, split, model.context_length)
     for language, stats in lengths.items():
         if stats["truncated_share"] > 0:
             print(f"warning: {stats['truncated_share']:.1%} of {language} training captions exceed the "
                   f"{model.context_length}-token context and are truncated (max {stats['max_tokens']} tokens)")
-    if tracker is not None:
-        tracker.log_metrics({f"tokens.{lang}.{k}": v for lang, stats in lengths.items() for k, v in stats.items()})
-    loader = ImageLoader(model.image_size, model.mean, model.std, cache=train.num_workers == 0)
-    dataset = TrainPairs(train_split, loader, train.augment, seed=train.seed)
-    loss_fn = build_variant_loss(params, variant).to(device)
-    if context.enabled:
-        loss_fn = GlobalBatchLoss(loss_fn, context)
-    optimizer = build_optimizer(model, train)
-    global_batch = train.batch_size * context.world_size
-    steps_per_epoch = max(1, len(dataset) // global_batch if len(dataset) > global_batch else 1)
-    total_steps = max(1, train.epochs * steps_per_epoch // train.accumulation_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, train.warmup_steps))
+    session.log({f"tokens.{lang}.{k}": v for lang, stats in lengths.items() for k, v in stats.items()})
 
-    start_epoch, global_step, best_val, best_epoch, history = 0, 0, -1.0, -1, []
-    last_path = out / CHECKPOINT_LAST
-    if resume and last_path.is_file():
-        state = load_checkpoint(last_path)
-        model.load_saved_state_dict(state["model"])
-        loss_fn.load_state_dict(state["loss_state"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        rng = state["rng"]
-        start_epoch, global_step = state["epoch"], state["global_step"]
-        best_val, best_epoch, history = state["best_val"], state["best_epoch"], state["history"]
-        if main:
-            print(f"resuming {variant_name} from {last_path} after epoch {start_epoch}")
-    if resume and last_path.is_file():
-        _set_rng_state(rng[context.rank] if isinstance(rng, list) else rng)  # each rank resumes its own stream
-    elif context.enabled:
-        torch.manual_seed(train.seed + 1000 * context.rank)  # distinct dropout streams per rank
-    forward_model = model
-    if context.enabled:
-        forward_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=False
+
+def _fresh_state(session: Session) -> Progress:
+    if session.context.enabled:
+        torch.manual_seed(session.variant.train.seed + 1000 * session.context.rank)  # distinct dropout streams
+    return Progress()
+
+
+def _resumable(session: Session) -> bool:
+    """``last.pt`` exists and belongs to this run (same run key); otherwise start afresh."""
+    if not session.last_path.is_file():
+        return False
+    key = load_checkpoint(session.last_path).get("run_key", "")
+    if key != session.run_key:
+        if session.main:
+            print(f"{session.variant.name}: {session.last_path} belongs to another configuration or data version; "
+                  "training from the start")
+        return False
+    return True
+
+
+def _restore(session: Session) -> Progress:
+    """Weights, loss state, optimizer, schedule and every rank's RNG stream from ``last.pt``."""
+    state = load_checkpoint(session.last_path)
+    session.model.load_saved_state_dict(state["model"])
+    session.loss_fn.load_state_dict(state["loss_state"])
+    session.optimizer.load_state_dict(state["optimizer"])
+    session.scheduler.load_state_dict(state["scheduler"])
+    rng = state["rng"]
+    set_rng_state(rng[session.context.rank] if isinstance(rng, list) else rng)
+    if session.main:
+        print(f"resuming {session.variant.name} from {session.last_path} after epoch {state['epoch']}")
+    return Progress(state["epoch"], state["global_step"], state["best_val"], state["best_epoch"], state["history"])
+
+
+def _wrap_for_ddp(session: Session) -> None:
+    session.forward_model = session.model
+    if session.context.enabled:
+        device = session.device
+        session.forward_model = torch.nn.parallel.DistributedDataParallel(
+            session.model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=False
         )
 
-    use_amp = train.amp and device.type == "cuda"
-    started = time.perf_counter()
-    epoch_times: list[float] = []
-    for epoch in range(start_epoch, train.epochs):
-        epoch_start = time.perf_counter()
-        if hasattr(loss_fn, "on_epoch_start"):
-            loss_fn.on_epoch_start(epoch)
-        model.train()
-        sums: dict[str, float] = {}
-        batches = train_batches(dataset, train.batch_size, epoch, train.num_workers, model.tokenize, context)
-        bar = tqdm(batches, desc=f"{variant_name} epoch {epoch + 1}/{train.epochs}", disable=None if progress else True,
-                   leave=False, mininterval=1.0)
-        seen = 0
-        for step, batch in enumerate(bar):
-            batch = _to_device(batch, device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                outputs = forward_model(batch["images"], batch["tokens"], **{k: v for k, v in batch.items() if k not in ("images", "tokens")})
-                terms = loss_fn(outputs, batch)
-            loss = sum(terms.values())
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"{variant_name}: loss became {loss.item()} at epoch {epoch + 1}, step {step} "
-                    f"(terms: { {k: float(v.detach()) for k, v in terms.items()} }); the last good checkpoint is kept at "
-                    f"{last_path}. Lower train.lr or set train.grad_clip, then run again with --resume"
-                )
-            (loss / train.accumulation_steps).backward()
-            if (step + 1) % train.accumulation_steps == 0:
-                if train.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], train.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                global_step += 1
-            seen += batch["images"].shape[0]
-            for key, value in {"loss": loss, **terms}.items():
-                sums[key] = sums.get(key, 0.0) + float(value.detach())
-            elapsed = time.perf_counter() - epoch_start
-            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", samples_per_s=f"{seen / max(elapsed, 1e-9):.0f}")
-            if tracker is not None and global_step % train.log_every == 0:
-                tracker.log_metrics({f"train_{k}": float(v.detach()) for k, v in {"loss": loss, **terms}.items()},
-                                    step=global_step)
-        optimizer.zero_grad(set_to_none=True)
-        epoch_seconds = time.perf_counter() - epoch_start
-        epoch_times.append(epoch_seconds)
-        steps = max(1, step + 1)
-        record = {f"epoch_{k}": v / steps for k, v in sums.items()}
-        if hasattr(loss_fn, "epoch_summary"):
-            record.update(loss_fn.epoch_summary())
-        rng_states = _gather_rng_states(context)
-        if main:
-            validation = evaluate_split(model, val_split, loader, params.eval.batch_size, device)["metrics"]
-            record.update({f"val_{k}": v for k, v in validation.items()})
-            record.update({"epoch": epoch + 1, "epoch_seconds": epoch_seconds, "lr": scheduler.get_last_lr()[0]})
-            history.append(record)
-            if tracker is not None:
-                tracker.log_metrics(record, step=epoch + 1)
-            if validation["mR"] > best_val:
-                best_val, best_epoch = validation["mR"], epoch + 1
-                save_checkpoint(out / CHECKPOINT_BEST, model=model, variant=variant, params=params, epoch=epoch + 1,
-                                loss_fn=loss_fn)
-            save_checkpoint(
-                last_path, model=model, variant=variant, params=params, epoch=epoch + 1, loss_fn=loss_fn,
-                optimizer=optimizer, scheduler=scheduler, rng=rng_states, global_step=global_step,
-                best_val=best_val, best_epoch=best_epoch, history=history,
-            )
-            print(f"{variant_name} epoch {epoch + 1}/{train.epochs}: loss {record.get('epoch_loss', float('nan')):.4f} "
-                  f"val mR {validation['mR']:.2f} ({epoch_seconds:.1f}s)", flush=True)
-        barrier(context)
 
-    if main and hasattr(getattr(loss_fn, "loss", loss_fn), "export_eliminated"):
-        getattr(loss_fn, "loss", loss_fn).export_eliminated(out / "eliminated.json")  # EBA: which pairs were dropped
-    if not main:
-        return TrainResult(variant_name, None, train.epochs, best_epoch, None, time.perf_counter() - started,
-                           float(np.mean(epoch_times)) if epoch_times else 0.0, _peak_memory_mb(device), "", 0,
-                           total_params, trainable_params, [])
-    best = out / CHECKPOINT_BEST
+def _train_epoch(session: Session, state: Progress, epoch: int) -> None:
+    """One pass over the training items, then validation and checkpoints (rank 0)."""
+    train = session.variant.train
+    started = time.perf_counter()
+    if hasattr(session.loss_fn, "on_epoch_start"):
+        session.loss_fn.on_epoch_start(epoch)
+    session.model.train()
+    batches = train_batches(session.dataset, train.batch_size, epoch, train.num_workers, session.model.tokenize,
+                            session.context)
+    bar = tqdm(batches, desc=f"{session.variant.name} epoch {epoch + 1}/{train.epochs}",
+               disable=None if session.progress_bar else True, leave=False, mininterval=1.0)
+    sums: dict[str, float] = {}
+    seen, steps = 0, 0
+    for step, batch in enumerate(bar):
+        terms = _train_step(session, state, epoch, step, batch)
+        steps, seen = step + 1, seen + batch["images"].shape[0]
+        for key, value in terms.items():
+            sums[key] = sums.get(key, 0.0) + value
+        bar.set_postfix(loss=f"{terms['loss']:.4f}", samples_per_s=f"{seen / max(time.perf_counter() - started, 1e-9):.0f}")
+    session.optimizer.zero_grad(set_to_none=True)
+    seconds = time.perf_counter() - started
+    session.epoch_times.append(seconds)
+    record = {f"epoch_{k}": v / max(1, steps) for k, v in sums.items()}
+    if hasattr(session.loss_fn, "epoch_summary"):
+        record.update(session.loss_fn.epoch_summary())
+    rng_states = gather_rng_states(session.context)
+    if session.main:
+        _end_epoch(session, state, epoch, record, seconds, rng_states)
+
+
+def _train_step(session: Session, state: Progress, epoch: int, step: int, batch: dict[str, Any]) -> dict[str, float]:
+    """Forward, loss terms, backward; an optimizer step every ``accumulation_steps`` micro-batches."""
+    train = session.variant.train
+    batch = {k: v.to(session.device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    extra = {k: v for k, v in batch.items() if k not in ("images", "tokens")}
+    use_amp = train.amp and session.device.type == "cuda"
+    with torch.autocast(session.device.type, dtype=torch.bfloat16, enabled=use_amp):
+        outputs = session.forward_model(batch["images"], batch["tokens"], **extra)
+        terms = session.loss_fn(outputs, batch)
+    loss = sum(terms.values())
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(
+            f"{session.variant.name}: loss became {loss.item()} at epoch {epoch + 1}, step {step} "
+            f"(terms: { {k: float(v.detach()) for k, v in terms.items()} }); the last good checkpoint is kept at "
+            f"{session.last_path}. Lower train.lr or set train.grad_clip, then run again with --resume"
+        )
+    (loss / train.accumulation_steps).backward()
+    if (step + 1) % train.accumulation_steps == 0:
+        if train.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_([p for p in session.model.parameters() if p.requires_grad], train.grad_clip)
+        session.optimizer.step()
+        session.scheduler.step()
+        session.optimizer.zero_grad(set_to_none=True)
+        state.global_step += 1
+    values = {k: float(v.detach()) for k, v in {"loss": loss, **terms}.items()}
+    if state.global_step % train.log_every == 0:
+        session.log({f"train_{k}": v for k, v in values.items()}, step=state.global_step)
+    return values
+
+
+def _end_epoch(session: Session, state: Progress, epoch: int, record: dict[str, float], seconds: float,
+               rng_states: Any) -> None:
+    """Validate, keep the best checkpoint, write ``last.pt`` atomically."""
+    params, variant, model = session.params, session.variant, session.model
+    validation = evaluate_split(model, session.val_split, session.loader, params.eval.batch_size,
+                                session.device)["metrics"]
+    record.update({f"val_{k}": v for k, v in validation.items()})
+    record.update({"epoch": epoch + 1, "epoch_seconds": seconds, "lr": session.scheduler.get_last_lr()[0]})
+    state.history.append(record)
+    state.epoch = epoch + 1
+    session.log(record, step=epoch + 1)
+    if validation["mR"] > state.best_val:
+        state.best_val, state.best_epoch = validation["mR"], epoch + 1
+        save_checkpoint(session.out / CHECKPOINT_BEST, model=model, variant=variant, params=params, epoch=epoch + 1,
+                        loss_fn=session.loss_fn, run_key=session.run_key)
+    save_checkpoint(
+        session.last_path, model=model, variant=variant, params=params, epoch=epoch + 1, loss_fn=session.loss_fn,
+        optimizer=session.optimizer, scheduler=session.scheduler, rng=rng_states, global_step=state.global_step,
+        best_val=state.best_val, best_epoch=state.best_epoch, history=state.history, run_key=session.run_key,
+    )
+    print(f"{variant.name} epoch {epoch + 1}/{variant.train.epochs}: loss {record.get('epoch_loss', float('nan')):.4f} "
+          f"val mR {validation['mR']:.2f} ({seconds:.1f}s)", flush=True)
+
+
+def _finish(session: Session, state: Progress) -> TrainResult:
+    inner = getattr(session.loss_fn, "loss", session.loss_fn)
+    if session.main and hasattr(inner, "export_eliminated"):
+        inner.export_eliminated(session.out / "eliminated.json")  # EBA: which pairs were dropped
+    if not session.main:
+        return _result(session, state, "", 0)
+    best = session.out / CHECKPOINT_BEST
+    return _result(session, state, str(best), best.stat().st_size)
+
+
+def _result(session: Session, state: Progress, checkpoint: str, size: int) -> TrainResult:
+    tracker = session.tracker
     return TrainResult(
-        variant=variant_name,
-        run_id=getattr(tracker, "run_id", None),
-        epochs=train.epochs,
-        best_epoch=best_epoch,
-        best_val_mR=best_val,
-        train_seconds=time.perf_counter() - started,
-        epoch_seconds=float(np.mean(epoch_times)) if epoch_times else 0.0,
-        peak_memory_mb=_peak_memory_mb(device),
-        checkpoint=str(best),
-        checkpoint_bytes=best.stat().st_size,
-        total_params=total_params,
-        trainable_params=trainable_params,
-        history=history,
+        variant=session.variant.name,
+        run_id=getattr(tracker, "run_id", None) if session.main else None,
+        epochs=session.variant.train.epochs if session.variant.trains else 0,
+        best_epoch=state.best_epoch if session.variant.trains else 0,
+        best_val_mR=state.best_val if (session.main and session.variant.trains) else None,
+        train_seconds=time.perf_counter() - session.started if session.variant.trains else 0.0,
+        epoch_seconds=float(np.mean(session.epoch_times)) if session.epoch_times else 0.0,
+        peak_memory_mb=peak_memory_mb(session.device) if session.main else 0.0,
+        checkpoint=checkpoint,
+        checkpoint_bytes=size,
+        total_params=session.total_params,
+        trainable_params=session.trainable_params,
+        history=state.history if session.main else [],
     )
 
 
-def write_train_summary(result: TrainResult, path: Path) -> None:
+def write_train_summary(result: TrainResult, path: Path) -> dict[str, Any]:
+    """``train.json``: the result without the per-epoch history, plus the final epoch's record."""
     summary = {k: v for k, v in asdict(result).items() if k != "history"}
     summary["final"] = result.history[-1] if result.history else {}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    return summary

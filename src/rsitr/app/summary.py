@@ -2,7 +2,7 @@
 
 Reads only files (``metrics/``, ``models/``, ``reports/leaderboard.csv``), so it is instant
 and works without the tracking server; the leaderboard itself is written from MLflow by
-``rsitr leaderboard`` (the last DVC stage).
+the last step of the benchmark flow (``rsitr leaderboard`` by hand).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from rsitr.config import RsitrParams
+from rsitr.tracking.mlflow_tracking import tracking_uri
 
 TOP_ROWS = 5
 
@@ -40,8 +41,6 @@ def _top_rows(csv_path: Path, top: int) -> list[str]:
 
 def print_summary(params: RsitrParams, *, top: int = TOP_ROWS, out: TextIO | None = None) -> None:
     """Print where metrics, checkpoints, the leaderboard and the MLflow runs are; then the top rows."""
-    from rsitr.tracking.mlflow_tracking import tracking_uri
-
     out = out or sys.stdout
     metrics, models, reports = (Path(p) for p in (params.paths.metrics, params.paths.models, params.paths.reports))
     metric_files = sorted(metrics.glob("*/*.json"))

@@ -1,0 +1,36 @@
+"""Prefect cache policy of rsitr's steps: the step's fingerprint, only when its outputs exist.
+
+Prefect's built-in policies hash task inputs and source; rsitr's steps take only a params
+path and ``--set`` overrides, and what decides whether work can be skipped is the resolved
+config, the data version and the code version, plus the presence of the output files
+(``rsitr.app.steps``). ``StepCache.compute_key`` returns that fingerprint when the step's
+recorded outputs are current and ``None`` (no caching: run) otherwise, so a fresh clone
+with Prefect results but no ``models/`` never skips work whose outputs it lacks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from prefect.cache_policies import CachePolicy
+from prefect.context import TaskRunContext
+
+from rsitr.app.steps import completed, fingerprint
+from rsitr.config import load_params
+from rsitr.errors import RsitrError
+
+
+@dataclass
+class StepCache(CachePolicy):
+    step: str = "train"
+
+    def compute_key(self, task_ctx: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any],
+                    **kwargs: Any) -> str | None:
+        try:
+            params = load_params(inputs["params_path"], inputs.get("overrides") or [])
+            variant = inputs.get("variant")
+            key = fingerprint(params, self.step, variant)
+            return f"rsitr-{self.step}-{variant or 'all'}-{key}" if completed(params, self.step, variant, key) else None
+        except (RsitrError, OSError):
+            return None  # no data yet, unreadable params: let the task run and report it

@@ -1,0 +1,92 @@
+"""The evaluate step: a variant's best checkpoint on every test set and caption language.
+
+Writes ``metrics/<variant>/<test_set>[.<lang>].json`` (recalls, mR and counts only, so the
+same model gives byte-identical files; these are committed and ``dvc metrics show`` reads
+them) and adds the figures, timings and parameter counts to the variant's MLflow run
+(``test.<set>.<lang>.<metric>``; MLflow names cannot contain ``@``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from rsitr.app.files import write_json
+from rsitr.app.paths import ProjectPaths
+from rsitr.app.runs import read_run_record
+from rsitr.app.training import start_tracker
+from rsitr.config import RsitrParams
+from rsitr.data.images import ImageLoader
+from rsitr.data.manifest import read_manifest, select_split
+from rsitr.errors import DataError
+from rsitr.models import resolve_device
+from rsitr.models.trained import load_trained_model
+from rsitr.retrieval.evaluate import evaluate_split
+from rsitr.tracking.mlflow_tracking import Tracker
+
+RECALLS = ("i2t_R1", "i2t_R5", "i2t_R10", "t2i_R1", "t2i_R5", "t2i_R10", "mR")
+
+
+def evaluation_targets(params: RsitrParams, variant: str) -> list[tuple[str, str]]:
+    """(test_set, language) pairs: the variant's eval.test_sets, or every dataset with a test split."""
+    v = params.variant(variant)
+    manifest = pd.read_parquet(ProjectPaths.of(params).manifest, columns=["dataset", "split", "language"])
+    tests = manifest[manifest["split"] == "test"]
+    names = list(v.eval.test_sets) or [d.name for d in params.datasets if d.evaluate]
+    targets = []
+    for name in names:
+        languages = set(tests.loc[tests["dataset"] == name, "language"])
+        targets += [(name, language) for language in v.eval.languages if language in languages]
+    if not targets:
+        raise DataError(
+            f"variant {variant}: no test captions for test sets {names} in languages {list(v.eval.languages)}; "
+            "check eval.test_sets and eval.languages"
+        )
+    return targets
+
+
+def variant_tracker(params: RsitrParams, variant: str) -> Tracker | None:
+    """Re-open the MLflow run that trained ``variant`` (None when it was trained untracked)."""
+    record = read_run_record(params, variant)
+    return start_tracker(params, variant, record.run_id) if record and record.run_id else None
+
+
+def run_evaluate(params: RsitrParams, variant: str, *, track: bool = True) -> dict[str, Any]:
+    """Evaluate the best checkpoint on every test set and language; writes ``metrics/<variant>/``."""
+    v = params.variant(variant)
+    paths = ProjectPaths.of(params)
+    tracker = variant_tracker(params, variant) if track else None
+    model = load_trained_model(params, v, paths.best_checkpoint(variant))
+    device = resolve_device(v.train.device)
+    model.to(device)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) if v.trains else 0
+    counts = {"total_params": sum(p.numel() for p in model.parameters()), "trainable_params": trainable}
+    loader = ImageLoader(model.image_size, model.mean, model.std, cache=False)
+    manifest = read_manifest(paths.manifest)
+    results: dict[str, Any] = {}
+    try:
+        for test_set, language in evaluation_targets(params, variant):
+            split = select_split(manifest, "test", datasets=[test_set], languages=[language],
+                                 normalize_arabic=params.text.normalize_arabic)
+            evaluation = evaluate_split(model, split, loader, v.eval.batch_size, device)
+            payload = {"variant": variant, "method": v.method, "test_set": test_set, "language": language,
+                       **evaluation["metrics"], "images": evaluation["images"], "captions": evaluation["captions"],
+                       **counts}
+            path = write_json(paths.metrics_file(variant, test_set, language), payload)
+            results[path.stem] = {**payload, "timings": evaluation["timings"]}
+            print(f"{variant} on {test_set} [{language}]: mR {payload['mR']:.2f} "
+                  f"(i2t R@1 {payload['i2t_R1']:.2f}, t2i R@1 {payload['t2i_R1']:.2f})")
+            if tracker is not None:
+                prefix = f"test.{test_set}.{language}"
+                tracker.log_metrics({f"{prefix}.{k}": payload[k] for k in evaluation["metrics"]})
+                tracker.log_metrics({f"{prefix}.{k}": t for k, t in evaluation["timings"].items()})
+                tracker.log_artifact(path, "metrics")
+    except BaseException:
+        if tracker is not None:
+            tracker.end("FAILED")
+        raise
+    if tracker is not None:
+        tracker.set_tags({"evaluated": "true", "test_sets": ",".join(sorted({r["test_set"] for r in results.values()}))})
+        tracker.end("FINISHED")
+    return results

@@ -1,0 +1,144 @@
+"""Every artifact path of an rsitr project, in one place.
+
+The application layer alone knows where things live; library packages receive paths,
+splits and models as arguments. Layout (relative to the ``paths`` section of params.yaml):
+
+``data/`` (owned by DVC: ``dvc repro``)
+    ``raw/<dataset>/`` inputs (``synth`` writes ``raw/synth``; real ones are ``dvc add``-ed),
+    ``interim/manifest.parquet``, ``interim/rejected.csv``, ``interim/clusters.parquet``,
+    ``processed/manifest.parquet`` (the data version), ``processed/removed.csv``.
+``reports/data/`` (DVC metrics, committed)
+    ``ingest.json``, ``dedup.json``, ``split.json``.
+``models/`` (owned by the Prefect flows; git-ignored)
+    ``keywords/keywords.txt`` (+ ``keywords_<lang>.txt``, ``keywords.json``, ``report.json``),
+    ``<variant>/best.pt``, ``last.pt``, ``run.json`` (MLflow run id + fingerprint),
+    ``train.json``, ``hash_heads.pt`` (coarse-to-fine), ``eliminated.json`` (EBA).
+``metrics/`` (written by the flows, committed; ``dvc metrics show`` reads them)
+    ``<variant>/<test_set>[.<lang>].json``, ``c2f/<variant>/<test_set>[.<lang>].json``.
+``reports/`` leaderboard (``leaderboard.md``/``.csv``) and visual retrieval reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rsitr.config import PathsParams, RsitrParams
+
+KEYWORDS_DIR = "keywords"
+RESERVED_VARIANT_NAMES = frozenset({KEYWORDS_DIR, "c2f"})
+
+
+@dataclass(frozen=True)
+class ProjectPaths:
+    """The artifact paths of one params file (each root read from ``paths`` when first used,
+    so a DVC stage reads exactly the ``paths.*`` keys it declares)."""
+
+    settings: PathsParams
+
+    @classmethod
+    def of(cls, params: RsitrParams) -> "ProjectPaths":
+        return cls(params.paths)
+
+    @property
+    def data(self) -> Path:
+        return Path(self.settings.data)
+
+    @property
+    def models(self) -> Path:
+        return Path(self.settings.models)
+
+    @property
+    def metrics(self) -> Path:
+        return Path(self.settings.metrics)
+
+    @property
+    def reports(self) -> Path:
+        return Path(self.settings.reports)
+
+    # ------------------------------------------------------------------ data (DVC)
+    @property
+    def interim(self) -> Path:
+        return self.data / "interim"
+
+    @property
+    def processed(self) -> Path:
+        return self.data / "processed"
+
+    @property
+    def ingest_manifest(self) -> Path:
+        return self.interim / "manifest.parquet"
+
+    @property
+    def rejected(self) -> Path:
+        return self.interim / "rejected.csv"
+
+    @property
+    def clusters(self) -> Path:
+        return self.interim / "clusters.parquet"
+
+    @property
+    def manifest(self) -> Path:
+        """The processed (split) manifest: its md5 is the data version."""
+        return self.processed / "manifest.parquet"
+
+    @property
+    def removed(self) -> Path:
+        return self.processed / "removed.csv"
+
+    @property
+    def data_reports(self) -> Path:
+        return self.reports / "data"
+
+    def data_report(self, stage: str) -> Path:
+        return self.data_reports / f"{stage}.json"
+
+    # ------------------------------------------------------------------ model work (Prefect)
+    @property
+    def keywords_dir(self) -> Path:
+        return self.models / KEYWORDS_DIR
+
+    @property
+    def keywords(self) -> Path:
+        return self.keywords_dir / "keywords.txt"
+
+    def keywords_for(self, language: str) -> Path:
+        return self.keywords_dir / f"keywords_{language}.txt"
+
+    def variant_dir(self, variant: str) -> Path:
+        return self.models / variant
+
+    def best_checkpoint(self, variant: str) -> Path:
+        return self.variant_dir(variant) / "best.pt"
+
+    def last_checkpoint(self, variant: str) -> Path:
+        return self.variant_dir(variant) / "last.pt"
+
+    def run_record(self, variant: str) -> Path:
+        return self.variant_dir(variant) / "run.json"
+
+    def active_record(self, variant: str) -> Path:
+        return self.variant_dir(variant) / "active.json"
+
+    def train_summary(self, variant: str) -> Path:
+        return self.variant_dir(variant) / "train.json"
+
+    def hash_heads(self, variant: str) -> Path:
+        return self.variant_dir(variant) / "hash_heads.pt"
+
+    def eliminated(self, variant: str) -> Path:
+        return self.variant_dir(variant) / "eliminated.json"
+
+    def metrics_file(self, variant: str, test_set: str, language: str, *, c2f: bool = False) -> Path:
+        """``metrics/[c2f/]<variant>/<test_set>.json`` (English) or ``<test_set>.<lang>.json``."""
+        suffix = "" if language == "en" else f".{language}"
+        folder = self.metrics / "c2f" / variant if c2f else self.metrics / variant
+        return folder / f"{test_set}{suffix}.json"
+
+    # ------------------------------------------------------------------ reports
+    @property
+    def leaderboard_dir(self) -> Path:
+        return self.reports
+
+    def retrieval_report_dir(self, variant: str) -> Path:
+        return self.reports / "retrieval" / variant

@@ -1,0 +1,37 @@
+"""The register step: a variant's trained checkpoint becomes a registered MLflow model version.
+
+The model is logged as an MLflow logged model of the variant's training run (weights,
+config and the rsitr code bundled, ``rsitr.tracking.pyfunc_model``), then registered from
+it as ``<model_prefix>-<variant>`` with alias ``challenger``; ``rsitr promote`` moves
+``champion`` past the gate (``rsitr.tracking.registry.promote``).
+"""
+
+from __future__ import annotations
+
+from rsitr.app.paths import ProjectPaths
+from rsitr.app.runs import variant_run_id
+from rsitr.config import RsitrParams
+from rsitr.data.manifest import read_manifest
+from rsitr.errors import ModelError
+from rsitr.models.trained import load_trained_model
+from rsitr.tracking.registry import Registration, register_model
+
+
+def input_example(params: RsitrParams) -> tuple[str, str]:
+    """A caption and an image of the test split (the model's input example)."""
+    manifest = read_manifest(ProjectPaths.of(params).manifest)
+    tests = manifest[manifest["split"] == "test"]
+    row = (tests if len(tests) else manifest).iloc[0]
+    return str(row["caption"]), str(row["image_path"])
+
+
+def register_variant(params: RsitrParams, variant: str, *, run_id: str | None = None) -> Registration:
+    """Register the variant's run (default: the one in ``models/<variant>/run.json``)."""
+    v = params.variant(variant)
+    run_id = run_id or variant_run_id(params, variant)
+    checkpoint = ProjectPaths.of(params).best_checkpoint(variant)
+    if not checkpoint.is_file():
+        raise ModelError(f"checkpoint {checkpoint} not found; run `rsitr train --variant {variant}` first")
+    text, image = input_example(params)
+    model = load_trained_model(params, v, checkpoint)
+    return register_model(params, variant, run_id, model=model, example_text=text, example_image=image)

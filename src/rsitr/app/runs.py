@@ -1,0 +1,71 @@
+"""The run record beside a variant's checkpoint: ``models/<variant>/run.json``.
+
+It names the MLflow run that produced ``best.pt``, the step fingerprint (config + data
+version + code version, ``rsitr.app.fingerprint``) and the data version, so evaluation,
+registration and coarse-to-fine know which run they extend, and a re-run can tell whether
+the checkpoint on disk is the one its config asks for.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rsitr.app.files import write_json
+from rsitr.app.paths import ProjectPaths
+from rsitr.config import RsitrParams
+from rsitr.errors import TrackingError
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    variant: str
+    run_id: str | None
+    tracking_uri: str | None
+    fingerprint: str
+    data_version: str
+
+    def save(self, path: Path) -> None:
+        write_json(path, asdict(self))
+
+
+def read_run_record(params: RsitrParams, variant: str) -> RunRecord | None:
+    path = ProjectPaths.of(params).run_record(variant)
+    if not path.is_file():
+        return None
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    return RunRecord(variant=raw.get("variant", variant), run_id=raw.get("run_id"), tracking_uri=raw.get("tracking_uri"),
+                     fingerprint=raw.get("fingerprint", ""), data_version=raw.get("data_version", ""))
+
+
+def variant_run_id(params: RsitrParams, variant: str) -> str:
+    """The MLflow run recorded by ``rsitr train`` for ``variant``."""
+    record = read_run_record(params, variant)
+    if record is None or not record.run_id:
+        path = ProjectPaths.of(params).run_record(variant)
+        raise TrackingError(f"no MLflow run recorded for variant {variant} ({path} missing or untracked); run "
+                            f"`rsitr train --variant {variant}` with tracking on, or pass --run-id")
+    return record.run_id
+
+
+def finished_with(params: RsitrParams, variant: str, fingerprint: str) -> RunRecord | None:
+    """The run record when ``best.pt`` exists and was trained with ``fingerprint``."""
+    record = read_run_record(params, variant)
+    if record is None or record.fingerprint != fingerprint:
+        return None
+    return record if ProjectPaths.of(params).best_checkpoint(variant).is_file() else None
+
+
+def mark_active(params: RsitrParams, variant: str, run_id: str, fingerprint: str) -> None:
+    """``active.json``: the MLflow run of a training in progress, so ``--resume`` continues it."""
+    write_json(ProjectPaths.of(params).active_record(variant), {"run_id": run_id, "fingerprint": fingerprint})
+
+
+def read_active_run(params: RsitrParams, variant: str, fingerprint: str) -> str | None:
+    """The run id of an interrupted training with the same fingerprint, if any."""
+    path = ProjectPaths.of(params).active_record(variant)
+    if not path.is_file():
+        return None
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    return raw.get("run_id") if raw.get("fingerprint") == fingerprint else None

@@ -1,0 +1,117 @@
+"""The train step of a variant, as the Prefect flow, ``rsitr train`` and torchrun run it.
+
+One MLflow run per training: ``run_train`` creates it (failing in seconds if the tracking
+server is unreachable, before any training), logs params, the data version (an
+``mlflow.data`` input), per-epoch metrics and every loss term, tags and artifacts, and
+records the run beside the checkpoint (``models/<variant>/run.json``) with the step's
+fingerprint. ``--resume`` continues the same MLflow run (``active.json``) from ``last.pt``
+when both belong to this fingerprint.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rsitr.app.fingerprint import data_version, train_fingerprint
+from rsitr.app.keywords import variant_keywords
+from rsitr.app.paths import ProjectPaths
+from rsitr.app.runs import RunRecord, mark_active, read_active_run
+from rsitr.config import RsitrParams, to_dict
+from rsitr.data.manifest import read_manifest
+from rsitr.tracking.mlflow_tracking import Tracker
+from rsitr.training.trainer import TrainResult, train_variant, write_train_summary
+
+DATASET_NAME = "rsitr-processed-manifest"
+
+
+def variant_tags(params: RsitrParams, variant: str) -> dict[str, str]:
+    v = params.variant(variant)
+    return {
+        "variant": variant,
+        "method": v.method,
+        "arch": params.model.arch,
+        "pretrained": params.model.pretrained or "none",
+        "datasets": ",".join(v.train.datasets or [d.name for d in params.datasets]),
+        "languages": ",".join(v.train.languages),
+    }
+
+
+def start_tracker(params: RsitrParams, variant: str, run_id: str | None = None) -> Tracker:
+    """A new (or re-opened) MLflow run of ``variant`` carrying the data version."""
+    tracker = Tracker.start(params, run_name=variant, tags=variant_tags(params, variant), run_id=run_id)
+    if run_id is None:
+        manifest = ProjectPaths.of(params).manifest
+        tracker.log_data_version(DATASET_NAME, data_version(params), str(manifest.resolve()))
+    return tracker
+
+
+def _log_config(tracker: Tracker, params: RsitrParams, variant: str) -> None:
+    tracker.log_config(params, variant)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "params.resolved.yaml"
+        path.write_text(yaml.safe_dump(to_dict(params), sort_keys=False, allow_unicode=True))
+        tracker.log_artifact(path, "config")
+
+
+def _keywords_if_needed(params: RsitrParams, variant: str) -> list[str] | None:
+    v = params.variant(variant)
+    return variant_keywords(params) if v.method == "ebaker" and getattr(v.options, "ker", False) else None
+
+
+def fit(params: RsitrParams, variant: str, *, resume: bool = False, tracker: Tracker | None = None,
+        progress: bool = True, run_key: str | None = None) -> TrainResult:
+    """Train ``variant`` on this project's data into ``models/<variant>/`` (no run record, no MLflow run
+    unless ``tracker``); ``run_key`` defaults to the step fingerprint."""
+    paths = ProjectPaths.of(params)
+    return train_variant(params, variant, out_dir=paths.variant_dir(variant), manifest=read_manifest(paths.manifest),
+                         keywords=_keywords_if_needed(params, variant), resume=resume, tracker=tracker,
+                         progress=progress, run_key=run_key if run_key is not None else train_fingerprint(params, variant))
+
+
+def run_train(params: RsitrParams, variant: str, *, resume: bool = False, track: bool = True,
+              progress: bool = True) -> dict[str, Any]:
+    """Train ``variant``; returns the summary written to ``models/<variant>/train.json``."""
+    params.variant(variant)  # unknown names fail before anything starts
+    paths = ProjectPaths.of(params)
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 alone tracks and writes
+    fingerprint = train_fingerprint(params, variant)
+    interrupted = read_active_run(params, variant, fingerprint) if resume else None
+    tracker = start_tracker(params, variant, interrupted) if (track and main_rank) else None
+    try:
+        if tracker is not None:
+            mark_active(params, variant, tracker.run_id, fingerprint)
+            if interrupted is None:
+                _log_config(tracker, params, variant)
+        result = fit(params, variant, resume=resume, tracker=tracker, progress=progress, run_key=fingerprint)
+    except BaseException:
+        if tracker is not None:
+            tracker.end("FAILED")
+        raise
+    if not main_rank:
+        return {}
+    summary = write_train_summary(result, paths.train_summary(variant))
+    if tracker is not None:
+        _log_result(tracker, result, paths.train_summary(variant))
+    RunRecord(variant, tracker.run_id if tracker else None, tracker.uri if tracker else None, fingerprint,
+              data_version(params)).save(paths.run_record(variant))
+    paths.active_record(variant).unlink(missing_ok=True)
+    if tracker is not None:
+        tracker.end("FINISHED")
+    return summary
+
+
+def _log_result(tracker: Tracker, result: TrainResult, summary_path: Path) -> None:
+    tracker.log_metrics({
+        "train_seconds": result.train_seconds,
+        "epoch_seconds": result.epoch_seconds,
+        "peak_memory_mb": result.peak_memory_mb,
+        "checkpoint_mb": result.checkpoint_bytes / 2**20,
+        **({"best_val_mR": result.best_val_mR} if result.best_val_mR is not None else {}),
+    })
+    tracker.set_tags({"checkpoint": str(Path(result.checkpoint).resolve())})
+    tracker.log_artifact(summary_path, "train")
