@@ -3,8 +3,8 @@
 A caption is scene-level ("satellite image of farmland") or names the counted
 objects ("three white storage tanks near a road"); true by construction, since it
 is built from the scene's attributes. A wrong caption is built the same way from a
-scene of another class with a different object kind, so it names neither the
-true class nor its objects. Noise appends or prepends an irrelevant phrase
+scene of another class whose objects and landmark differ from the true class's
+objects, so it names neither the true class nor its objects. Noise appends or prepends an irrelevant phrase
 (credits, dates, file names). The phrases live in ``phrases.py``.
 """
 
@@ -86,9 +86,10 @@ def describe(facts: Facts, rng: np.random.Generator) -> tuple[str, str]:
 
 
 def wrong_facts(true_class: str, rng: np.random.Generator) -> Facts:
-    """Facts of a random scene of another class whose objects differ from ``true_class``'s."""
+    """Facts of a random scene of another class whose objects and landmark are not ``true_class``'s objects."""
     true_kind = CLASSES[true_class].object_kind
-    others = [name for name in SCENE_CLASSES if name != true_class and CLASSES[name].object_kind != true_kind]
+    others = [name for name in SCENE_CLASSES
+              if name != true_class and true_kind not in (CLASSES[name].object_kind, CLASSES[name].landmark)]
     spec = CLASSES[_pick(rng, others)]
     relation = _pick(rng, spec.relations)
     count = int(rng.integers(3 if relation == "around" else 1, 6))
