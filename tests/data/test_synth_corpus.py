@@ -20,6 +20,7 @@ from PIL import Image
 import rsitr.data.synth_corpus.generator as generator
 from rsitr.data.synth import SCENE_CLASSES, generate_benchmark
 from rsitr.data.synth.classes import CLASSES
+from rsitr.data.synth.scene import sample_scene
 from rsitr.data.synth.vocabulary import OBJECT_KINDS
 from rsitr.data.synth_corpus import generate_corpus
 from rsitr.data.synth_corpus.captions import Facts, add_noise, describe, web_caption, wrong_facts
@@ -85,7 +86,8 @@ def test_shards_mirror_the_csv(corpus):
         with tarfile.open(shard) as tar:
             members += [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
     assert [m.name for m, _ in members] == [f"{i:07d}.{ext}" for i in range(N_IMAGES) for ext in ("jpg", "txt")]
-    assert {(m.mtime, m.uid, m.gid, m.uname, m.gname, m.mode) for m, _ in members} == {(FIXED_MTIME, 0, 0, "", "", 0o644)}
+    headers = {(m.mtime, m.uid, m.gid, m.uname, m.gname, m.mode) for m, _ in members}
+    assert headers == {(FIXED_MTIME, 0, 0, "", "", 0o644)}
     for row, (jpg, txt) in zip(rows, zip(members[::2], members[1::2])):
         assert jpg[1] == (root / row["filepath"]).read_bytes()
         assert txt[1].decode("utf-8") == row["title"]
@@ -172,8 +174,6 @@ def test_bad_parameters_and_foreign_folder(tmp_path):
 
 
 def test_web_caption_is_deterministic():
-    scene_rng = np.random.default_rng(5)
-    from rsitr.data.synth.scene import sample_scene
-    scene = sample_scene("airport", scene_rng)
+    scene = sample_scene("airport", np.random.default_rng(5))
     first = web_caption(scene, False, True, np.random.default_rng(9))
     assert first == web_caption(scene, False, True, np.random.default_rng(9))
