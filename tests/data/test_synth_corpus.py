@@ -177,3 +177,12 @@ def test_web_caption_is_deterministic():
     scene = sample_scene("airport", np.random.default_rng(5))
     first = web_caption(scene, False, True, np.random.default_rng(9))
     assert first == web_caption(scene, False, True, np.random.default_rng(9))
+
+
+def test_module_entry_point(tmp_path, capsys):
+    from rsitr.data.synth_corpus.__main__ import main
+
+    assert main(["--out", str(tmp_path / "c"), "--images", "12", "--shard-size", "5"]) == 0
+    assert len(list((tmp_path / "c" / "shards").glob("*.tar"))) == 3
+    assert main(["--out", str(tmp_path / "d"), "--images", "12", "--shard-size", "0"]) == 2
+    assert "shard_size=0" in capsys.readouterr().err
