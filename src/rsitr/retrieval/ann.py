@@ -393,7 +393,7 @@ class HashIndex:
         for lo in range(0, n_q, step):
             rows = np.asarray(self.embeddings[ids[lo : lo + step].reshape(-1)], np.float32)  # [q * K, D]
             rows = rows.reshape(-1, width, q.shape[1])  # [q, K, D]
-            out[lo : lo + step] = np.einsum("qkd,qd->qk", rows, q[lo : lo + step])
+            out[lo : lo + step] = np.matmul(rows, q[lo : lo + step, :, None])[:, :, 0]  # BLAS gemv per query
         return out
 
     @property
