@@ -48,6 +48,8 @@ from typing import Any, Callable
 import numpy as np
 
 from rsitr.errors import ConfigError, unknown_name
+from rsitr.retrieval.binary_codes import pack_codes
+from rsitr.retrieval.search import HammingIndex, hamming_similarity
 
 __all__ = [
     "COARSE_INDEXES",
@@ -331,8 +333,6 @@ class HashIndex:
         return {"bits": self.bits, "candidates": self.candidates, "seed": self.seed}
 
     def _encode(self, x: np.ndarray, query: bool) -> np.ndarray:
-        from rsitr.retrieval.binary_codes import pack_codes
-
         fn = (self.query_encoder or self.encoder) if query else self.encoder
         if fn is not None:
             return np.ascontiguousarray(fn(x), dtype=np.uint8)
@@ -349,7 +349,6 @@ class HashIndex:
 
     def build_from_codes(self, codes: np.ndarray, embeddings: np.ndarray | None = None) -> "HashIndex":
         """Index precomputed packed codes ``uint8 [N, bits / 8]`` (e.g. ``GalleryIndex.codes``)."""
-        from rsitr.retrieval.search import HammingIndex
 
         if self.threads is not None:
             _faiss().omp_set_num_threads(int(self.threads))
@@ -367,7 +366,6 @@ class HashIndex:
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k``: ``(scores float32 [Q, k], ids int64 [Q, k])``, rows by (score desc, id asc)."""
-        from rsitr.retrieval.search import hamming_similarity
 
         if self.hamming is None:
             raise RuntimeError("hash index is empty: call build(embeddings) or load(path) first")
@@ -423,7 +421,6 @@ class HashIndex:
     @classmethod
     def load(cls, path: str | Path, **encoders: Any) -> "HashIndex":
         """Inverse of :meth:`save`; pass ``encoder=`` / ``query_encoder=`` if it had custom ones."""
-        from rsitr.retrieval.search import HammingIndex
 
         root = Path(path)
         meta = json.loads((root / META_FILE).read_text())
