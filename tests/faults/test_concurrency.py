@@ -7,7 +7,9 @@ on a fresh SQLite store both get through its creation.
 
 from __future__ import annotations
 
-import multiprocessing
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from conftest import one_line_error, rsitr
@@ -24,25 +26,22 @@ def test_a_second_training_of_the_same_variant_is_refused_naming_the_holder(proj
     assert not (Path(params.paths.models) / "finetune" / "best.pt").exists()
 
 
-def _open_store(uri: str, barrier, results) -> None:
-    from rsitr.config import params_from_dict
-    from rsitr.tracking.mlflow_tracking import Tracker
-
-    barrier.wait()
-    try:
-        Tracker.start(params_from_dict({"tracking": {"uri": uri}}), "race", {})
-        results.put("ok")
-    except Exception as exc:  # noqa: BLE001 - the test reports whatever broke
-        results.put(f"{type(exc).__name__}: {exc}")
+OPEN_STORE = """
+import sys, time
+from rsitr.config import params_from_dict
+from rsitr.tracking.mlflow_tracking import Tracker
+params = params_from_dict({"tracking": {"uri": sys.argv[1]}})
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # both processes start together
+Tracker.start(params, "race", {})
+print("ok")
+"""
 
 
 def test_two_processes_create_a_fresh_tracking_database_together(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'fresh.db'}"
-    context = multiprocessing.get_context("spawn")
-    barrier, results = context.Barrier(2), context.Queue()
-    workers = [context.Process(target=_open_store, args=(uri, barrier, results)) for _ in range(2)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=240)
-    assert sorted(results.get(timeout=5) for _ in workers) == ["ok", "ok"]
+    start = str(time.time() + 25)  # after both interpreters have imported MLflow
+    processes = [subprocess.Popen([sys.executable, "-c", OPEN_STORE, uri, start], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [process.communicate(timeout=300) for process in processes]
+    for process, (out, err) in zip(processes, outputs):
+        assert process.returncode == 0 and out.strip() == "ok", err[-2000:]

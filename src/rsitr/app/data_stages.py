@@ -42,6 +42,17 @@ def run_synth(params: RsitrParams, *, out: str | None = None, images: int | None
     )
 
 
+def _warn_unversioned(params: RsitrParams, paths: ProjectPaths) -> None:
+    """The ingest stage depends on ``<data>/raw``: a dataset elsewhere changes without DVC noticing."""
+    raw = (paths.data / "raw").resolve()
+    for dataset in params.datasets:
+        root = Path(dataset.root).resolve()
+        if raw not in (root, *root.parents):
+            print(f"warning: dataset {dataset.name} lives at {dataset.root}, outside {paths.data / 'raw'}; DVC does "
+                  f"not see its changes. Move it there and `dvc add {paths.data / 'raw' / dataset.name}`",
+                  file=sys.stderr)
+
+
 def run_ingest(params: RsitrParams) -> dict[str, Any]:
     """Read and verify every dataset of ``params.datasets`` into ``interim/manifest.parquet``.
 
@@ -50,6 +61,7 @@ def run_ingest(params: RsitrParams) -> dict[str, Any]:
     if not params.datasets:
         raise DataError("params.datasets is empty; add at least one {name, format, root, images} entry to params.yaml")
     paths = ProjectPaths.of(params)
+    _warn_unversioned(params, paths)
     result = ingest_datasets(params.datasets, workers=params.ingest.workers)
     failed_list = paths.rejected.with_suffix(".failed.csv")  # this run's rejections when it fails
     summary = rejection_summary(result)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from rsitr.cli import data, model, pipeline, retrieval, tracking
@@ -32,6 +34,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("RSITR_DEBUG") == "1"
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None  # unwinds like Ctrl-C
+    try:
+        return _run(args, debug)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace, debug: bool) -> int:
+    """The handler, with every failure turned into one line and an exit code."""
     try:
         code = args.handler(args)
     except RsitrError as exc:
@@ -40,9 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rsitr: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
+        _end_open_runs()
         print("rsitr: interrupted; what finished is kept (a training resumes with --resume)", file=sys.stderr)
         return 130
     except Terminated:
+        _end_open_runs()
         print("rsitr: terminated (SIGTERM); what finished is kept (a training resumes with --resume)", file=sys.stderr)
         return 143
     except BrokenPipeError:  # output piped into `head`
@@ -55,6 +70,17 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     return int(code or 0)
+
+
+def _end_open_runs() -> None:
+    """MLflow runs still open in other threads (Prefect tasks) are marked KILLED, not left RUNNING."""
+    tracking = sys.modules.get("rsitr.tracking.mlflow_tracking")
+    if tracking is not None:
+        tracking.end_open_runs("KILLED")
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated(f"signal {signum}")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -150,6 +150,21 @@ def _reopen(client: Any, uri: str, run_id: str) -> None:
     client.update_run(run_id, status="RUNNING")
 
 
+_OPEN_RUNS: dict[str, "Tracker"] = {}  # started and not ended in this process
+
+
+def end_open_runs(status: str = "KILLED") -> list[str]:
+    """Mark every run this process still holds open (e.g. on SIGTERM, whatever thread runs it)."""
+    ended = []
+    for tracker in list(_OPEN_RUNS.values()):
+        try:
+            tracker.end(status)
+            ended.append(tracker.run_id)
+        except Exception:  # noqa: BLE001 - best effort while the process is going down
+            pass
+    return ended
+
+
 class Tracker:
     """One MLflow run, addressed by id (thread-safe for Prefect tasks)."""
 
@@ -159,6 +174,7 @@ class Tracker:
         self.uri = uri
         self.run_id = run_id
         self.client = MlflowClient(tracking_uri=uri)
+        _OPEN_RUNS[run_id] = self
 
     @classmethod
     def start(
@@ -234,3 +250,4 @@ class Tracker:
 
     def end(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status=status)
+        _OPEN_RUNS.pop(self.run_id, None)
