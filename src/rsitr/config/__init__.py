@@ -41,6 +41,7 @@ from rsitr.config.schema import (
     TrainParams,
     VariantParams,
     ZeroshotOptions,
+    method_options,
 )
 from rsitr.errors import ConfigError, unknown_name
 
@@ -70,6 +71,7 @@ __all__ = [
     "ZeroshotOptions",
     "flatten",
     "load_params",
+    "method_options",
     "params_from_dict",
     "to_dict",
 ]

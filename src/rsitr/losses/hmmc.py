@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rsitr.config import PetlOptions
+from rsitr.config import PetlOptions, method_options
 from rsitr.losses.infonce import same_image_mask
 
 REQUIRED_OUTPUTS = ("image_features", "text_features", "image_features_aug", "text_features_aug")
@@ -57,8 +57,7 @@ class HmmcLoss(nn.Module):
 
     def __init__(self, variant: object | None = None):
         super().__init__()
-        options = getattr(variant, "options", None)
-        options = options if isinstance(options, PetlOptions) else PetlOptions()
+        options = method_options(variant, PetlOptions)
         self.margin = float(options.margin)
         self.weights = {
             "hmmc_cross": float(options.weights.cross),
