@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from open_clip.transformer import text_global_pool
 from torch import nn
 
-from rsitr.config import PetlOptions, RsitrParams, VariantParams
+from rsitr.config import PetlOptions, RsitrParams, VariantParams, method_options
 from rsitr.errors import ModelError
 from rsitr.models.factory import ClipBundle
 from rsitr.models.mrs_adapter import MrsAdapter, insert_adapter, tower_blocks, tower_widths
@@ -42,7 +42,7 @@ class PetlModel(RetrievalModel):
 
     def __init__(self, bundle: ClipBundle, variant: VariantParams, params: RsitrParams):
         super().__init__(bundle, variant, params)
-        options: PetlOptions = variant.options
+        options: PetlOptions = method_options(variant, PetlOptions)
         tower_blocks(self.clip)  # fails early, with advice, on a CLIP without transformer towers
         self.adapter = MrsAdapter(
             tower_widths(self.clip),
