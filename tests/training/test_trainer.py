@@ -58,7 +58,7 @@ def test_learnable_logit_scale_is_clamped_at_ln_100_after_each_step(toy_benchmar
         with torch.no_grad():
             self.clip.logit_scale.add_(1.0)
         original(self, *args)
-        seen.append(float(self.clip.logit_scale))
+        seen.append(float(self.clip.logit_scale.detach()))
 
     monkeypatch.setattr(RetrievalModel, "clamp_logit_scale", push_then_clamp)
     fit(params_from_dict(raw), "finetune", progress=False)
