@@ -116,7 +116,8 @@ def test_default_total_loss_is_paper_eq_13():
     terms = loss(outputs, {"image_ids": torch.arange(6)})
     g = 20.0 * outputs["image_features"] @ outputs["text_features"].T  # [B, B]
     l = 20.0 * local.float()  # [B, B] 20 x the raw Frobenius norm (released code)
-    mlm = torch.stack([torch.logsumexp(r, 0) - r[t] for r, t in zip(outputs["mlm_logits"], outputs["mlm_targets"])]).mean()
+    mlm = torch.stack([torch.logsumexp(r, 0) - r[t]
+                       for r, t in zip(outputs["mlm_logits"], outputs["mlm_targets"])]).mean()
     expected = (_ce(g) + _ce(g.T)) + (_ce(l) + _ce(l.T)) + 0.5 * mlm
     torch.testing.assert_close(sum(terms.values()), expected, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(terms["global_infonce"], _ce(g) + _ce(g.T))

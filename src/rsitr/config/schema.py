@@ -157,9 +157,9 @@ class TrainParams:
                 raise ConfigError(f"{path}.{name}: expected a positive integer, got {getattr(self, name)}")
         if self.accumulation_steps != 1:
             raise ConfigError(
-                f"{path}.accumulation_steps: gradient accumulation is not supported (per-micro-batch losses would shrink "
-                f"the contrastive negatives to a micro-batch); set it to 1 and use a smaller batch_size or more GPUs "
-                f"(torchrun keeps the global batch as the negative set), got {self.accumulation_steps}"
+                f"{path}.accumulation_steps: gradient accumulation is not supported (per-micro-batch losses would "
+                "shrink the contrastive negatives to a micro-batch); set it to 1 and use a smaller batch_size or more "
+                f"GPUs (torchrun keeps the global batch as the negative set), got {self.accumulation_steps}"
             )
         if not 0.0 < self.gamma <= 1.0:
             raise ConfigError(f"{path}.gamma: expected a decay factor in (0, 1], got {self.gamma}")
@@ -261,7 +261,7 @@ class EbakerOptions:
     # paper-exact (released code): the local score is the RAW Frobenius norm over every context position
     text_positions: Literal["real", "all"] = "all"  # "real": word tokens only (rsitr option)
     local_normalize: bool = False  # True: divide by sqrt(n_text * P), the RMS token cosine (rsitr option)
-    direction_reduction: Literal["sum", "mean"] = "sum"  # each InfoNCE: CE(i2t) + CE(t2i) (Eq. 13); "mean": rsitr option
+    direction_reduction: Literal["sum", "mean"] = "sum"  # InfoNCE = CE(i2t) + CE(t2i) (Eq. 13); "mean": option
     temperature: float = 0.05
     learnable_temperature: bool = False
     bank_size: int = 200_000

@@ -16,6 +16,8 @@ with ``j != i`` and ``m = margin`` (0.2). Like PE-RSITR's VSE++ code, the loss i
 over the batch (not averaged), so its scale grows with the batch size. Pairs whose
 samples share an image (two captions of one image in the batch) are not negatives: they
 are removed from the max, for the cross term and the intra terms alike.
+
+The paper-exact behaviour, rsitr's options and the remaining deviations: docs/methods.md (PE-RSITR).
 """
 
 from __future__ import annotations

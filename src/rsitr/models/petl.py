@@ -15,6 +15,8 @@ Retrieval", IEEE TGRS 2023 (arXiv:2308.12509); seed 002 of rsitr.
   the checkpoint's ``base`` (architecture + pretrained source), rebuilt from it and checked
   against a saved fingerprint. A randomly initialised base (``model.pretrained: ""``) is
   seeded by ``params.seed`` (``rsitr.models.build_model``), so it is rebuilt exactly too.
+
+Paper vs released code and rsitr's defaults: docs/methods.md (PE-RSITR).
 """
 
 from __future__ import annotations
