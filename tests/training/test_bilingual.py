@@ -55,13 +55,31 @@ def test_token_length_report_flags_truncated_arabic(repo_root):
     assert full["ar"]["truncated_share"] == 0.0
 
 
-def test_training_can_start_from_another_runs_checkpoint(toy_benchmark, tmp_path):
+def test_a_variant_whose_parent_is_not_trained_names_the_fix(toy_benchmark, tmp_path):
+    from rsitr.errors import DataError
+
+    raw = toy_params_dict(toy_benchmark, epochs=1)
+    raw["paths"]["models"] = str(tmp_path / "models")
+    raw["variants"]["arabic"] = {"method": "finetune", "train": {"init_from_variant": "finetune"}}
+    with pytest.raises(DataError, match=r"starts from finetune's checkpoint .*train finetune first"):
+        fit(params_from_dict(raw), "arabic", progress=False)
+
+
+def test_training_can_start_from_another_variants_checkpoint(toy_benchmark, tmp_path):
+    """The thesis regime: English first (finetune), then Arabic from its checkpoint (init_from_variant)."""
+    from rsitr.app.fingerprint import train_fingerprint
+    from rsitr.app.training import with_parent_checkpoint
+
     raw = toy_params_dict(toy_benchmark, epochs=1)
     raw["paths"]["models"] = str(tmp_path / "models")
     first = fit(params_from_dict(raw), "finetune", progress=False)
-    raw["variants"]["second"] = {"method": "finetune", "train": {"init_from": first.checkpoint, "lr": 1e-12,
+    raw["variants"]["second"] = {"method": "finetune", "train": {"init_from_variant": "finetune", "lr": 1e-12,
                                                                "warmup_steps": 1000}}
     params = params_from_dict(raw)
+    assert with_parent_checkpoint(params, "second").variant("second").train.init_from == first.checkpoint
+    before = train_fingerprint(params, "second")
+    raw["variants"]["finetune"]["train"] = {"lr": 2e-3}  # the parent changes: the child retrains too
+    assert train_fingerprint(params_from_dict(raw), "second") != before
     second = fit(params, "second", progress=False)
     start = load_checkpoint(first.checkpoint)["model"]
     end = load_checkpoint(second.checkpoint)["model"]

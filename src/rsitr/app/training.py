@@ -10,8 +10,10 @@ when both belong to this fingerprint.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
+import types
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from rsitr.app.paths import ProjectPaths
 from rsitr.app.runs import RunRecord, mark_active, read_active_run
 from rsitr.config import RsitrParams, to_dict
 from rsitr.data.manifest import read_manifest
+from rsitr.errors import DataError
 from rsitr.tracking.mlflow_tracking import Tracker
 from rsitr.training.trainer import TrainResult, train_variant, write_train_summary
 
@@ -63,14 +66,34 @@ def _keywords_if_needed(params: RsitrParams, variant: str) -> list[str] | None:
     return variant_keywords(params) if v.method == "ebaker" and getattr(v.options, "ker", False) else None
 
 
+def with_parent_checkpoint(params: RsitrParams, variant: str) -> RsitrParams:
+    """Resolve ``train.init_from_variant`` to that variant's ``best.pt`` (``train.init_from``).
+
+    The bilingual regimes of Al Rahhal et al. train English first, then Arabic: ``finetune_ar``
+    and ``bilingual`` start from ``finetune``'s best checkpoint (docs/methods.md).
+    """
+    v = params.variant(variant)
+    parent = v.train.init_from_variant
+    if not parent:
+        return params
+    path = ProjectPaths.of(params).best_checkpoint(parent)
+    if not path.is_file():
+        raise DataError(f"variant {variant} starts from {parent}'s checkpoint {path}, which does not exist; "
+                        f"train {parent} first (`rsitr train --variant {parent}`)")
+    train = dataclasses.replace(v.train, init_from=str(path), init_from_variant="")
+    variants = {**params.variants, variant: dataclasses.replace(v, train=train)}
+    return dataclasses.replace(params, variants=types.MappingProxyType(variants))
+
+
 def fit(params: RsitrParams, variant: str, *, resume: bool = False, tracker: Tracker | None = None,
         progress: bool = True, run_key: str | None = None) -> TrainResult:
     """Train ``variant`` on this project's data into ``models/<variant>/`` (no run record, no MLflow run
     unless ``tracker``); ``run_key`` defaults to the step fingerprint."""
     paths = ProjectPaths.of(params)
-    return train_variant(params, variant, out_dir=paths.variant_dir(variant), manifest=read_manifest(paths.manifest),
-                         keywords=_keywords_if_needed(params, variant), resume=resume, tracker=tracker,
-                         progress=progress, run_key=run_key if run_key is not None else train_fingerprint(params, variant))
+    run_key = run_key if run_key is not None else train_fingerprint(params, variant)
+    return train_variant(with_parent_checkpoint(params, variant), variant, out_dir=paths.variant_dir(variant),
+                         manifest=read_manifest(paths.manifest), keywords=_keywords_if_needed(params, variant),
+                         resume=resume, tracker=tracker, progress=progress, run_key=run_key)
 
 
 def run_train(params: RsitrParams, variant: str, *, resume: bool = False, track: bool = True,

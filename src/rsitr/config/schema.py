@@ -147,7 +147,8 @@ class TrainParams:
     seed: int = 0
     languages: tuple[str, ...] = ("en",)
     datasets: tuple[str, ...] = ()  # empty: every dataset with a train split
-    init_from: str = ""  # start from another run's checkpoint (e.g. English, then Arabic)
+    init_from: str = ""  # start from a checkpoint file
+    init_from_variant: str = ""  # start from another variant's best checkpoint (English first, then Arabic)
     log_every: int = 10
     augment: AugmentParams = field(default_factory=AugmentParams)
 
