@@ -33,3 +33,7 @@ def unknown_name(kind: str, name: str, valid: "list[str] | tuple[str, ...] | set
     """Message for an unknown registry name, listing the valid ones."""
     choices = ", ".join(sorted(valid))
     return f"unknown {kind} {name!r}; valid {kind}s: {choices}"
+
+
+class Terminated(BaseException):
+    """SIGTERM during a long step: unwinds like Ctrl-C (runs marked KILLED, checkpoints kept)."""

@@ -125,12 +125,12 @@ def test_existing_index_and_mismatched_partial_build_are_refused(gallery, tmp_pa
         )
 
 
-def test_a_variant_name_resolves_to_its_checkpoint_and_hash_heads():
+def test_a_variant_name_resolves_to_its_published_checkpoint(tmp_path):
     from rsitr.app.gallery import resolve_model_ref
     from rsitr.config import load_params
 
-    params = load_params(Path(__file__).resolve().parents[2] / "params.yaml", [])
+    params = load_params(Path(__file__).resolve().parents[2] / "params.yaml", [f"paths.models={tmp_path}"])
     with pytest.raises(ModelError, match="registry URIs"):
         resolve_model_ref(params, "models:/rsitr-finetune@champion")
-    ref = resolve_model_ref(params, "finetune")
-    assert ref.checkpoint.name == "best.pt" and ref.hash_heads.name == "hash_heads.pt"
+    with pytest.raises(ModelError, match=r"finetune/best.pt not found; train the variant first"):
+        resolve_model_ref(params, "finetune")

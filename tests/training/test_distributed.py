@@ -48,7 +48,7 @@ def _run(tmp_path: Path, name: str, variant_entry: dict, nproc: int, batch_size:
         command = [sys.executable, *arguments]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return load_checkpoint(tmp_path / name / "models" / "under_test" / "last.pt")
+    return load_checkpoint(tmp_path / name / "models" / "under_test" / "staging" / "last.pt")
 
 
 @pytest.mark.parametrize(

@@ -92,9 +92,9 @@ def test_nan_loss_stops_with_clear_message_and_keeps_last_checkpoint(toy_benchma
         return loss * float("nan") if calls["n"] > 26 else loss  # epoch 1 (400 captions / 16 = 25 steps) is fine
 
     monkeypatch.setattr(infonce, "symmetric_infonce", poisoned)
-    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2.*last good checkpoint.*--resume"):
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2.*last good epoch \(1\).*--resume --resume-lr"):
         fit(params, "finetune", progress=False)
-    assert load_checkpoint(tmp_path / "models" / "finetune" / "last.pt")["epoch"] == 1
+    assert load_checkpoint(tmp_path / "models" / "finetune" / "staging" / "last.pt")["epoch"] == 1
 
 
 def _train_command(params_path: Path, *extra: str) -> list[str]:
@@ -121,7 +121,7 @@ def test_sigkill_during_epoch_2_then_resume_matches_uninterrupted_run(tmp_path):
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=60)
             assert process.returncode == -signal.SIGKILL
-            assert load_checkpoint(tmp_path / name / "models" / "finetune" / "last.pt")["epoch"] == 1
+            assert load_checkpoint(tmp_path / name / "models" / "finetune" / "staging" / "last.pt")["epoch"] == 1
             command = _train_command(params_path, "--resume")
         else:
             command = _train_command(params_path)
@@ -132,8 +132,8 @@ def test_sigkill_during_epoch_2_then_resume_matches_uninterrupted_run(tmp_path):
         if name == "killed":
             assert "resuming finetune" in done.stdout
     assert _same_except_timing(results["killed"]["final"], results["straight"]["final"])
-    straight = load_checkpoint(tmp_path / "straight" / "models" / "finetune" / "last.pt")["model"]
-    resumed = load_checkpoint(tmp_path / "killed" / "models" / "finetune" / "last.pt")["model"]
+    straight = load_checkpoint(tmp_path / "straight" / "models" / "finetune" / "staging" / "last.pt")["model"]
+    resumed = load_checkpoint(tmp_path / "killed" / "models" / "finetune" / "staging" / "last.pt")["model"]
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from rsitr.app.evaluation import RECALLS, evaluation_targets, variant_tracker
 from rsitr.app.files import write_json
 from rsitr.app.paths import ProjectPaths
+from rsitr.app.runs import published_checkpoint
 from rsitr.config import RsitrParams, to_dict
 from rsitr.data.images import ImageLoader
 from rsitr.data.manifest import read_manifest, select_split
@@ -43,7 +44,7 @@ def load_variant_heads(params: RsitrParams, variant: str, checkpoint: str | Path
 def _variant_setup(params: RsitrParams, variant: str):
     v = params.variant(variant)
     paths = ProjectPaths.of(params)
-    checkpoint = paths.best_checkpoint(variant)
+    checkpoint = published_checkpoint(params, variant)
     device = resolve_device(v.train.device)
     model = load_trained_model(params, v, checkpoint).to(device)
     loader = ImageLoader(model.image_size, model.mean, model.std, cache=False)

@@ -18,7 +18,7 @@ from rsitr.app.paths import ProjectPaths
 from rsitr.config import RsitrParams
 from rsitr.data.dedup import HashStats, cluster_table, compute_hashes, connected_clusters, dedup_report
 from rsitr.data.dedup import find_near_duplicate_pairs
-from rsitr.data.ingest import check_not_empty, check_strict, ingest_datasets
+from rsitr.data.ingest import check_no_lost_split, check_not_empty, check_strict, ingest_datasets, rejection_summary
 from rsitr.data.split import split_manifest
 from rsitr.data.synth import generate_benchmark
 from rsitr.errors import DataError
@@ -52,10 +52,14 @@ def run_ingest(params: RsitrParams) -> dict[str, Any]:
     paths = ProjectPaths.of(params)
     result = ingest_datasets(params.datasets, workers=params.ingest.workers)
     failed_list = paths.rejected.with_suffix(".failed.csv")  # this run's rejections when it fails
+    summary = rejection_summary(result)
+    if summary:
+        print(f"{summary}; listed in {paths.rejected}", file=sys.stderr)
     try:
         if params.ingest.strict:
             check_strict(result, failed_list)
         check_not_empty(result, failed_list)
+        check_no_lost_split(result, failed_list)
     except DataError:
         write_table(result.rejected_frame(), failed_list)
         raise

@@ -13,8 +13,10 @@ from typing import Any
 import pandas as pd
 
 from rsitr.app.files import write_json
+from rsitr.app.locks import variant_lock
 from rsitr.app.paths import ProjectPaths
 from rsitr.app.runs import read_run_record
+from rsitr.app.runs import published_checkpoint
 from rsitr.app.training import start_tracker
 from rsitr.config import RsitrParams
 from rsitr.data.images import ImageLoader
@@ -54,10 +56,15 @@ def variant_tracker(params: RsitrParams, variant: str) -> Tracker | None:
 
 def run_evaluate(params: RsitrParams, variant: str, *, track: bool = True) -> dict[str, Any]:
     """Evaluate the best checkpoint on every test set and language; writes ``metrics/<variant>/``."""
+    with variant_lock(params, variant, "evaluate"):
+        return _evaluate(params, variant, track)
+
+
+def _evaluate(params: RsitrParams, variant: str, track: bool) -> dict[str, Any]:
     v = params.variant(variant)
     paths = ProjectPaths.of(params)
     tracker = variant_tracker(params, variant) if track else None
-    model = load_trained_model(params, v, paths.best_checkpoint(variant))
+    model = load_trained_model(params, v, published_checkpoint(params, variant))
     device = resolve_device(v.train.device)
     model.to(device)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) if v.trains else 0

@@ -11,8 +11,10 @@ splits and models as arguments. Layout (relative to the ``paths`` section of par
     ``ingest.json``, ``dedup.json``, ``split.json``.
 ``models/`` (owned by the Prefect flows; git-ignored)
     ``keywords/keywords.txt`` (+ ``keywords_<lang>.txt``, ``keywords.json``, ``report.json``),
-    ``<variant>/best.pt``, ``last.pt``, ``run.json`` (MLflow run id + fingerprint),
-    ``train.json``, ``hash_heads.pt`` (coarse-to-fine), ``eliminated.json`` (EBA).
+    ``<variant>/best.pt`` + ``run.json`` (the published model and the MLflow run + fingerprint
+    that made it; both change only when a training finishes), ``staging/`` (the training in
+    progress: ``last.pt``, ``best.pt``), ``train.json``, ``hash_heads.pt`` (coarse-to-fine),
+    ``eliminated.json`` (EBA), ``.lock`` (one process per variant).
 ``metrics/`` (written by the flows, committed; ``dvc metrics show`` reads them)
     ``<variant>/<test_set>[.<lang>].json``, ``c2f/<variant>/<test_set>[.<lang>].json``.
 ``reports/`` leaderboard (``leaderboard.md``/``.csv``) and visual retrieval reports.
@@ -108,11 +110,15 @@ class ProjectPaths:
     def variant_dir(self, variant: str) -> Path:
         return self.models / variant
 
+    def staging_dir(self, variant: str) -> Path:
+        """Where a training in progress writes (``last.pt``, its ``best.pt``); published at the end."""
+        return self.variant_dir(variant) / "staging"
+
     def best_checkpoint(self, variant: str) -> Path:
         return self.variant_dir(variant) / "best.pt"
 
     def last_checkpoint(self, variant: str) -> Path:
-        return self.variant_dir(variant) / "last.pt"
+        return self.staging_dir(variant) / "last.pt"
 
     def run_record(self, variant: str) -> Path:
         return self.variant_dir(variant) / "run.json"

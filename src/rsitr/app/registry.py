@@ -8,11 +8,12 @@ it as ``<model_prefix>-<variant>`` with alias ``challenger``; ``rsitr promote`` 
 
 from __future__ import annotations
 
+from rsitr.app.locks import variant_lock
 from rsitr.app.paths import ProjectPaths
 from rsitr.app.runs import variant_run_id
+from rsitr.app.runs import published_checkpoint
 from rsitr.config import RsitrParams
 from rsitr.data.manifest import read_manifest
-from rsitr.errors import ModelError
 from rsitr.models.trained import load_trained_model
 from rsitr.tracking.registry import Registration, register_model
 
@@ -28,10 +29,9 @@ def input_example(params: RsitrParams) -> tuple[str, str]:
 def register_variant(params: RsitrParams, variant: str, *, run_id: str | None = None) -> Registration:
     """Register the variant's run (default: the one in ``models/<variant>/run.json``)."""
     v = params.variant(variant)
-    run_id = run_id or variant_run_id(params, variant)
-    checkpoint = ProjectPaths.of(params).best_checkpoint(variant)
-    if not checkpoint.is_file():
-        raise ModelError(f"checkpoint {checkpoint} not found; run `rsitr train --variant {variant}` first")
-    text, image = input_example(params)
-    model = load_trained_model(params, v, checkpoint)
-    return register_model(params, variant, run_id, model=model, example_text=text, example_image=image)
+    with variant_lock(params, variant, "register"):
+        run_id = run_id or variant_run_id(params, variant)
+        checkpoint = published_checkpoint(params, variant)
+        text, image = input_example(params)
+        model = load_trained_model(params, v, checkpoint)
+        return register_model(params, variant, run_id, model=model, example_text=text, example_image=image)

@@ -12,6 +12,7 @@ import numpy as np
 
 from rsitr.app.paths import ProjectPaths
 from rsitr.app.runs import read_run_record
+from rsitr.app.runs import published_checkpoint
 from rsitr.config import RsitrParams
 from rsitr.data.images import ImageLoader
 from rsitr.data.manifest import RetrievalSplit, read_manifest, select_split
@@ -28,7 +29,7 @@ def score_split(params: RsitrParams, variant: str, test_set: str, language: str)
     v = params.variant(variant)
     params.dataset(test_set)
     paths = ProjectPaths.of(params)
-    model = load_trained_model(params, v, paths.best_checkpoint(variant))
+    model = load_trained_model(params, v, published_checkpoint(params, variant))
     device = resolve_device(v.train.device)
     model.to(device)
     split = select_split(read_manifest(paths.manifest), "test", datasets=[test_set], languages=[language],

@@ -15,7 +15,8 @@ from pathlib import Path
 from rsitr.app.files import write_json
 from rsitr.app.paths import ProjectPaths
 from rsitr.config import RsitrParams
-from rsitr.errors import TrackingError
+from rsitr.errors import ModelError, TrackingError
+from rsitr.models.trained import load_checkpoint
 
 
 @dataclass(frozen=True)
@@ -69,3 +70,23 @@ def read_active_run(params: RsitrParams, variant: str, fingerprint: str) -> str 
         return None
     raw = json.loads(path.read_text(encoding="utf-8"))
     return raw.get("run_id") if raw.get("fingerprint") == fingerprint else None
+
+
+def published_checkpoint(params: RsitrParams, variant: str) -> Path:
+    """``models/<variant>/best.pt``, checked against ``run.json``: both must name the same run.
+
+    A training publishes ``best.pt`` then ``run.json`` when it finishes; an interrupted run
+    changes neither. If they disagree (interrupted between the two, or files copied by
+    hand), nothing downstream may use the pair.
+    """
+    path = ProjectPaths.of(params).best_checkpoint(variant)
+    if not path.is_file():
+        raise ModelError(f"checkpoint {path} not found; train the variant first (`rsitr train --variant {variant}`)")
+    record = read_run_record(params, variant)
+    payload = load_checkpoint(path)
+    if record is None or payload.get("run_key", "") != record.fingerprint or \
+            (record.run_id and payload.get("run_id") not in (None, record.run_id)):
+        raise ModelError(f"{path} and {ProjectPaths.of(params).run_record(variant)} describe different runs "
+                         f"(an interrupted publish, or files copied by hand); train again: "
+                         f"rsitr train --variant {variant}")
+    return path

@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import tempfile
+import threading
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +25,13 @@ import yaml
 
 from rsitr.app.fingerprint import data_version, train_fingerprint
 from rsitr.app.keywords import variant_keywords
+from rsitr.app.locks import note_run, variant_lock
 from rsitr.app.paths import ProjectPaths
-from rsitr.app.runs import RunRecord, mark_active, read_active_run
+from rsitr.app.runs import RunRecord, mark_active, published_checkpoint, read_active_run
 from rsitr.config import RsitrParams, to_dict
 from rsitr.data.manifest import read_manifest
-from rsitr.errors import DataError
-from rsitr.tracking.mlflow_tracking import Tracker
+from rsitr.errors import Terminated
+from rsitr.tracking.mlflow_tracking import Tracker, ensure_reachable, tracking_uri
 from rsitr.training.trainer import TrainResult, train_variant, write_train_summary
 
 DATASET_NAME = "rsitr-processed-manifest"
@@ -76,59 +81,100 @@ def with_parent_checkpoint(params: RsitrParams, variant: str) -> RsitrParams:
     parent = v.train.init_from_variant
     if not parent:
         return params
-    path = ProjectPaths.of(params).best_checkpoint(parent)
-    if not path.is_file():
-        raise DataError(f"variant {variant} starts from {parent}'s checkpoint {path}, which does not exist; "
-                        f"train {parent} first (`rsitr train --variant {parent}`)")
+    path = published_checkpoint(params, parent)  # best.pt and run.json agree, or a ModelError naming the fix
     train = dataclasses.replace(v.train, init_from=str(path), init_from_variant="")
     variants = {**params.variants, variant: dataclasses.replace(v, train=train)}
     return dataclasses.replace(params, variants=types.MappingProxyType(variants))
 
 
 def fit(params: RsitrParams, variant: str, *, resume: bool = False, tracker: Tracker | None = None,
-        progress: bool = True, run_key: str | None = None) -> TrainResult:
-    """Train ``variant`` on this project's data into ``models/<variant>/`` (no run record, no MLflow run
-    unless ``tracker``); ``run_key`` defaults to the step fingerprint."""
+        progress: bool = True, run_key: str | None = None, resume_lr: float | None = None) -> TrainResult:
+    """Train ``variant`` on this project's data into ``models/<variant>/staging/`` (nothing is published,
+    no MLflow run unless ``tracker``); ``run_key`` defaults to the step fingerprint."""
     paths = ProjectPaths.of(params)
     run_key = run_key if run_key is not None else train_fingerprint(params, variant)
-    return train_variant(with_parent_checkpoint(params, variant), variant, out_dir=paths.variant_dir(variant),
+    return train_variant(with_parent_checkpoint(params, variant), variant, out_dir=paths.staging_dir(variant),
                          manifest=read_manifest(paths.manifest), keywords=_keywords_if_needed(params, variant),
-                         resume=resume, tracker=tracker, progress=progress, run_key=run_key)
+                         resume=resume, tracker=tracker, progress=progress, run_key=run_key, resume_lr=resume_lr)
+
+
+def publish(params: RsitrParams, variant: str, result: TrainResult, record: RunRecord) -> None:
+    """Make a finished training what evaluation and registration read: ``best.pt``, then ``run.json``.
+
+    Each is replaced atomically; readers check that the two name the same run
+    (``rsitr.app.runs.published_checkpoint``), so an interruption between them is detected.
+    """
+    paths = ProjectPaths.of(params)
+    staging = paths.staging_dir(variant)
+    os.replace(result.checkpoint, paths.best_checkpoint(variant))
+    for name in ("eliminated.json",):
+        if (staging / name).is_file():
+            os.replace(staging / name, paths.variant_dir(variant) / name)
+    record.save(paths.run_record(variant))
+
+
+@contextmanager
+def terminate_as_exception() -> Iterator[None]:
+    """Turn SIGTERM into ``Terminated`` while training (main thread only: Prefect tasks run in threads)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_train(params: RsitrParams, variant: str, *, resume: bool = False, track: bool = True,
-              progress: bool = True) -> dict[str, Any]:
-    """Train ``variant``; returns the summary written to ``models/<variant>/train.json``."""
+              progress: bool = True, resume_lr: float | None = None) -> dict[str, Any]:
+    """Train ``variant`` and publish it; returns the summary written to ``models/<variant>/train.json``."""
     params.variant(variant)  # unknown names fail before anything starts
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 alone locks, tracks and writes
+        fit(params, variant, resume=resume, progress=False, resume_lr=resume_lr)
+        return {}
+    if track:  # an unusable tracking store fails in seconds, before anything is created
+        ensure_reachable(tracking_uri(params), params.tracking.connect_timeout_s)
+    with variant_lock(params, variant, "train") as holder:
+        return _train_and_publish(params, variant, resume, track, progress, resume_lr, holder)
+
+
+def _train_and_publish(params: RsitrParams, variant: str, resume: bool, track: bool, progress: bool,
+                       resume_lr: float | None, holder: Path) -> dict[str, Any]:
     paths = ProjectPaths.of(params)
-    main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 alone tracks and writes
     fingerprint = train_fingerprint(params, variant)
     interrupted = read_active_run(params, variant, fingerprint) if resume else None
-    tracker = start_tracker(params, variant, interrupted) if (track and main_rank) else None
+    tracker = start_tracker(params, variant, interrupted) if track else None
     try:
+        with terminate_as_exception():
+            if tracker is not None:
+                note_run(holder, tracker.run_id)
+                mark_active(params, variant, tracker.run_id, fingerprint)
+                if interrupted is None:
+                    _log_config(tracker, params, variant)
+                tracker.set_tags({"resumed_with_lr": resume_lr} if resume_lr is not None else {})
+            result = fit(params, variant, resume=resume, tracker=tracker, progress=progress, run_key=fingerprint,
+                         resume_lr=resume_lr)
+    except BaseException as exc:
         if tracker is not None:
-            mark_active(params, variant, tracker.run_id, fingerprint)
-            if interrupted is None:
-                _log_config(tracker, params, variant)
-        result = fit(params, variant, resume=resume, tracker=tracker, progress=progress, run_key=fingerprint)
-    except BaseException:
-        if tracker is not None:
-            tracker.end("FAILED")
+            tracker.end("KILLED" if isinstance(exc, (KeyboardInterrupt, Terminated)) else "FAILED")
         raise
-    if not main_rank:
-        return {}
     summary = write_train_summary(result, paths.train_summary(variant))
     if tracker is not None:
-        _log_result(tracker, result, paths.train_summary(variant))
-    RunRecord(variant, tracker.run_id if tracker else None, tracker.uri if tracker else None, fingerprint,
-              data_version(params)).save(paths.run_record(variant))
+        _log_result(tracker, result, paths.train_summary(variant), paths.best_checkpoint(variant))
+    publish(params, variant, result, RunRecord(variant, tracker.run_id if tracker else None,
+                                               tracker.uri if tracker else None, fingerprint, data_version(params)))
     paths.active_record(variant).unlink(missing_ok=True)
     if tracker is not None:
         tracker.end("FINISHED")
     return summary
 
 
-def _log_result(tracker: Tracker, result: TrainResult, summary_path: Path) -> None:
+def _log_result(tracker: Tracker, result: TrainResult, summary_path: Path, published: Path) -> None:
     tracker.log_metrics({
         "train_seconds": result.train_seconds,
         "epoch_seconds": result.epoch_seconds,
@@ -136,5 +182,5 @@ def _log_result(tracker: Tracker, result: TrainResult, summary_path: Path) -> No
         "checkpoint_mb": result.checkpoint_bytes / 2**20,
         **({"best_val_mR": result.best_val_mR} if result.best_val_mR is not None else {}),
     })
-    tracker.set_tags({"checkpoint": str(Path(result.checkpoint).resolve())})
+    tracker.set_tags({"checkpoint": str(published.resolve())})
     tracker.log_artifact(summary_path, "train")

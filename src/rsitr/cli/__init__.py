@@ -9,17 +9,19 @@ application lazily, so ``rsitr config show`` starts without loading torch.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from rsitr.cli import data, model, pipeline, retrieval, tracking
-from rsitr.errors import RsitrError
+from rsitr.errors import RsitrError, Terminated
 
 COMMAND_GROUPS = (model, data, pipeline, retrieval, tracking)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rsitr", description="Remote-sensing image-text retrieval: data, training, evaluation.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks (also RSITR_DEBUG=1)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:
         group.register(commands)
@@ -29,15 +31,32 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("RSITR_DEBUG") == "1"
     try:
         code = args.handler(args)
     except RsitrError as exc:
+        if debug:
+            raise
         print(f"rsitr: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("rsitr: interrupted", file=sys.stderr)
+        print("rsitr: interrupted; what finished is kept (a training resumes with --resume)", file=sys.stderr)
         return 130
+    except Terminated:
+        print("rsitr: terminated (SIGTERM); what finished is kept (a training resumes with --resume)", file=sys.stderr)
+        return 143
     except BrokenPipeError:  # output piped into `head`
         sys.stderr.close()
         return 0
+    except Exception as exc:  # noqa: BLE001 - one line for the user; --debug shows the traceback
+        if debug:
+            raise
+        print(f"rsitr: error: {type(exc).__name__}: {_first_line(exc)} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
     return int(code or 0)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "no message"

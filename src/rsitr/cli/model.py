@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from rsitr.cli.common import add_params_options, add_variant_command, load, print_json
+from rsitr.errors import ConfigError
 
 
 def cmd_config_show(args: argparse.Namespace) -> None:
@@ -36,7 +37,10 @@ def cmd_keywords(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from rsitr.app.training import run_train
 
-    summary = run_train(load(args), args.variant, resume=args.resume, track=not args.no_track)
+    if args.resume_lr is not None and not args.resume:
+        raise ConfigError("--resume-lr changes the learning rate of a resumed run; add --resume")
+    summary = run_train(load(args), args.variant, resume=args.resume, track=not args.no_track,
+                        resume_lr=args.resume_lr)
     print_json({k: v for k, v in summary.items() if k != "final"})
 
 
@@ -74,7 +78,10 @@ def register(commands: Any) -> None:
     keywords.set_defaults(handler=cmd_keywords)
     train = add_variant_command(commands, "train", "train a variant (checkpoints in models/<variant>/, MLflow run)",
                                 cmd_train)
-    train.add_argument("--resume", action="store_true", help="continue from models/<variant>/last.pt")
+    train.add_argument("--resume", action="store_true",
+                       help="continue an interrupted run (models/<variant>/staging/last.pt, same MLflow run)")
+    train.add_argument("--resume-lr", type=float, default=None, metavar="LR",
+                       help="with --resume: continue with this base learning rate (e.g. after a NaN)")
     train.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     evaluate = add_variant_command(commands, "evaluate", "evaluate a variant's best checkpoint on every test set",
                                    cmd_evaluate)

@@ -8,6 +8,7 @@ the same dotted keys as ``dvc exp run -S``: ``--set train.epochs=3``.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -130,6 +131,8 @@ def coerce(hint: Any, value: Any, key: str) -> Any:
             {coerce(args[0], k, key): coerce(args[1], v, f"{key}.{k}") for k, v in value.items()}
         )
     if hint is float:
+        if isinstance(value, str) and _NUMBER.match(value.strip()):
+            return float(value)  # YAML 1.1 reads 5e-4 (no dot) as a string; it is a number
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number (float), got {type(value).__name__} {value!r}")
         return float(value)
@@ -146,6 +149,9 @@ def coerce(hint: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a string, got {type(value).__name__} {value!r}")
         return value
     raise TypeError(f"unsupported config type {hint!r} at {key}")
+
+
+_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
 def _type_name(hint: Any) -> str:

@@ -12,6 +12,7 @@ classes hold the ONLY defaults; ``params.yaml`` sets only what differs on purpos
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -19,6 +20,15 @@ from typing import Any, Literal
 from rsitr.errors import ConfigError, unknown_name
 
 DATASET_FORMATS = ("precomp", "karpathy", "nwpu", "csv")
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def at_least(section: Any, path: str, minimum: float, *names: str) -> None:
+    """Each named field of ``section`` must be >= ``minimum`` (weights, steps, counts)."""
+    for name in names:
+        value = getattr(section, name)
+        if value < minimum:
+            raise ConfigError(f"{path}.{name}: expected a value >= {minimum:g}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -153,9 +163,8 @@ class TrainParams:
     augment: AugmentParams = field(default_factory=AugmentParams)
 
     def validate(self, path: str) -> None:
-        for name in ("epochs", "batch_size", "accumulation_steps", "step_epochs"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{path}.{name}: expected a positive integer, got {getattr(self, name)}")
+        at_least(self, path, 1, "epochs", "batch_size", "accumulation_steps", "log_every", "step_epochs")
+        at_least(self, path, 0, "weight_decay", "warmup_steps", "grad_clip", "num_workers")
         if self.accumulation_steps != 1:
             raise ConfigError(
                 f"{path}.accumulation_steps: gradient accumulation is not supported (per-micro-batch losses would "
@@ -166,6 +175,8 @@ class TrainParams:
             raise ConfigError(f"{path}.gamma: expected a decay factor in (0, 1], got {self.gamma}")
         if self.lr <= 0:
             raise ConfigError(f"{path}.lr: expected a positive learning rate, got {self.lr}")
+        if not DEVICE_PATTERN.match(self.device):
+            raise ConfigError(f"{path}.device: {self.device!r} is not a device; valid: auto, cpu, cuda, cuda:<index>, mps")
 
 
 @dataclass(frozen=True)
@@ -173,6 +184,9 @@ class EvalParams:
     test_sets: tuple[str, ...] = ()  # empty: every dataset with ``evaluate: true`` and a test split
     languages: tuple[str, ...] = ("en",)
     batch_size: int = 256
+
+    def validate(self, path: str) -> None:
+        at_least(self, path, 1, "batch_size")
 
 
 @dataclass(frozen=True)
@@ -211,6 +225,12 @@ class CoarseToFineParams:
     ppsr_k: int = 10
     coarse_only: bool = False
 
+    def validate(self, path: str) -> None:
+        at_least(self, path, 1, "bits", "hidden", "epochs", "batch_size", "candidates", "ppsr_k")
+        at_least(self, path, 0, "margin", "quantization_weight", "balance_weight")
+        if self.lr <= 0:
+            raise ConfigError(f"{path}.lr: expected a positive learning rate, got {self.lr}")
+
 
 # ---------------------------------------------------------------------------------------
 # Method options: one dataclass per training method, selected by ``variants.<v>.method``.
@@ -234,6 +254,9 @@ class HmmcWeights:
     cross: float = 1.0
     intra_image: float = 1.0
     intra_text: float = 1.0
+
+    def validate(self, path: str) -> None:
+        at_least(self, path, 0, "cross", "intra_image", "intra_text")
 
 
 @dataclass(frozen=True)
@@ -273,6 +296,13 @@ class EbakerOptions:
     ker_layers: int = 4
     ker_heads: int = 8
     eval_block_size: int = 400
+
+    def validate(self, path: str) -> None:
+        at_least(self, path, 0, "global_weight", "local_weight", "mlm_weight", "drop_epoch", "drop_ratio")
+        at_least(self, path, 1, "bank_size", "ker_layers", "ker_heads", "eval_block_size")
+        if self.temperature <= 0 or self.drop_ratio >= 1:
+            raise ConfigError(f"{path}: temperature must be > 0 and drop_ratio < 1, got {self.temperature} and "
+                              f"{self.drop_ratio}")
 
 
 METHOD_OPTIONS: dict[str, type] = {

@@ -49,11 +49,13 @@ import operator
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Union
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from rsitr.data.phash_cache import PhashCache
 from rsitr.errors import DataError
@@ -191,20 +193,29 @@ def _hash_task(path: str) -> tuple[str, int | None]:
     return _hash_one(path, _WORKER_KNOWN)
 
 
+IN_PROCESS_BELOW = 512  # images: below this a pool costs more than it saves
+
+
 def _run_hash_tasks(paths: list[str], known: frozenset[str], workers: int) -> list[tuple[str, int | None]]:
-    if workers <= 1 or len(paths) < 2:
-        return [_hash_one(p, known) for p in paths]
+    if workers <= 1 or len(paths) < IN_PROCESS_BELOW:
+        return [_hash_one(p, known) for p in tqdm(paths, desc="pHash", unit="img", disable=len(paths) < 2000)]
     workers = min(workers, len(paths))
     # forkserver/spawn: safe even when the caller already runs threads (torch, MLflow).
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     chunksize = max(1, min(256, len(paths) // (8 * workers)))
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context(method),
-        initializer=_init_worker,
-        initargs=(known,),
-    ) as pool:
-        return list(pool.map(_hash_task, paths, chunksize=chunksize))
+    try:
+        with ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context(method),
+            initializer=_init_worker,
+            initargs=(known,),
+        ) as pool:
+            return list(pool.map(_hash_task, paths, chunksize=chunksize))
+    except BrokenProcessPool:
+        raise DataError(
+            f"the {workers} pHash worker processes died while starting. In a plain script, put the call under "
+            "`if __name__ == \"__main__\":` (worker processes re-import the script), or pass workers=1"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------

@@ -140,20 +140,34 @@ class _RecordBuilder:
         return ReadResult(self.records, self.problems, self.skipped, str(self.images_dir))
 
 
-def _read_lines(path: Path) -> list[str]:
-    """Lines of a UTF-8 text file, split on newlines only (keeps counts equal to ``wc -l``)."""
+NOT_UTF8 = "\x00not-utf8\x00"  # stands in for a line that does not decode; never a caption or file name
+
+
+def _read_lines(path: Path, builder: "_RecordBuilder | None" = None) -> list[str]:
+    """Lines of a UTF-8 text file, split on newlines only (keeps counts equal to ``wc -l``).
+
+    A line that is not UTF-8 costs that line only: with ``builder`` it becomes a problem naming
+    ``file:line`` and the line reads as ``NOT_UTF8`` (skipped by the caller); without, it raises.
+    """
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); re-save the file as UTF-8"
-        ) from exc
+        raw = path.read_bytes()
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror}); check the path and permissions") from exc
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the newline that ends the last line
-    return [line.rstrip("\r") for line in lines]
+    chunks = raw.removeprefix(b"\xef\xbb\xbf").split(b"\n")
+    if chunks and chunks[-1] == b"":
+        chunks.pop()  # the newline that ends the last line
+    lines = []
+    for line_no, chunk in enumerate(chunks, start=1):
+        try:
+            lines.append(chunk.decode("utf-8").rstrip("\r"))
+        except UnicodeDecodeError as exc:
+            if builder is None:
+                raise DataError(f"{path}:{line_no}: not UTF-8 text ({exc.reason} at byte {exc.start}); re-save the "
+                                "file as UTF-8") from exc
+            builder.problem(f"{path}:{line_no}", f"not UTF-8 text ({exc.reason} at byte {exc.start}); the line is "
+                                                 "skipped - re-save the file as UTF-8")
+            lines.append(NOT_UTF8)
+    return lines
 
 
 def _load_json(path: Path) -> Any:
@@ -259,9 +273,25 @@ def _precomp_image_per_line(
     raise DataError(
         f"{caps_file} has {n_caps} caption lines but {names_file} has {len(names)} file-name lines; "
         f"expected {per_image * len(names)} caption lines (one name per image, {per_image} captions each) "
-        f"or {len(names)} (name repeated per caption). Make the two files agree "
-        f"(look for missing, extra or blank lines, also at the end)"
+        f"or {len(names)} (name repeated per caption){_first_disagreement(names, per_image, names_file)}. "
+        "Make the two files agree (look for missing, extra or blank lines, also at the end)"
     )
+
+
+def _first_disagreement(names: list[str], per_image: int, names_file: Path) -> str:
+    """Where a name-per-caption file first deviates from ``per_image`` lines per image, if it does."""
+    if len(set(names)) == len(names):
+        return ""  # one name per image: the file-name list alone cannot say where a caption is missing
+    start = 0
+    while start < len(names):
+        end = start
+        while end + 1 < len(names) and names[end + 1] == names[start]:
+            end += 1
+        if end - start + 1 != per_image:
+            return (f"; the first image without {per_image} lines is {names[start]!r} "
+                    f"({names_file.name} lines {start + 1}-{end + 1})")
+        start = end + 1
+    return ""
 
 
 def _report_split_runs(builder: _RecordBuilder, names: list[str], names_file: Path, n_caps: int) -> None:
@@ -303,8 +333,8 @@ def _read_precomp_split(
         raise DataError(
             f"{caps_file} has no companion {names_file.name}; the precomp layout needs both files per split"
         )
-    captions = _read_lines(caps_file)
-    names = [name.strip() for name in _read_lines(names_file)]
+    captions = _read_lines(caps_file, builder)
+    names = [name.strip() if name != NOT_UTF8 else "" for name in _read_lines(names_file, builder)]
     image_of_line = _precomp_image_per_line(names, len(captions), caps_file, names_file, per_image)
     _report_split_runs(builder, names, names_file, len(captions))
     blank_name_lines = sorted({line for (name, line) in image_of_line if not name})
@@ -317,7 +347,7 @@ def _read_precomp_split(
             reason = f"no {lang!r} captions for split {split!r}; add this file or drop {lang!r} from languages"
             builder.problem(str(path), reason)
             continue
-        lines = _read_lines(path)
+        lines = _read_lines(path, builder)
         if len(lines) != len(captions):
             raise DataError(
                 f"{path} has {len(lines)} lines but {caps_file} has {len(captions)}; parallel caption files "
@@ -327,7 +357,7 @@ def _read_precomp_split(
 
     for lang, (path, lines) in texts_by_language.items():
         for line_no, (text, (image_key, _)) in enumerate(zip(lines, image_of_line), start=1):
-            if image_key:
+            if image_key and text != NOT_UTF8:
                 builder.add(image_key, text, lang, split, f"{path}:{line_no}")
 
 

@@ -293,6 +293,25 @@ def check_strict(result: IngestResult, rejected_path: str | os.PathLike[str] | N
     )
 
 
+def check_no_lost_split(result: IngestResult, rejected_path: str | os.PathLike[str]) -> None:
+    """Raise DataError when an annotation file could not be read at all: a whole split (or
+    dataset) would silently vanish from training or testing, even in non-strict mode."""
+    lost = [r for r in result.rejections if r.kind == UNREADABLE_ANNOTATION]
+    if lost:
+        first = lost[0]
+        raise DataError(f"ingest lost {len(lost)} whole split(s) or dataset(s) (listed in {rejected_path}); first: "
+                        f"{first.dataset}: {first.item}: {first.detail}")
+
+
+def rejection_summary(result: IngestResult) -> str:
+    """``ingest: rejected N items (kind: n, ...)`` for stderr, or an empty string."""
+    if not result.rejections:
+        return ""
+    kinds = Counter(r.kind for r in result.rejections)
+    listing = ", ".join(f"{kind}: {count}" for kind, count in sorted(kinds.items()))
+    return f"ingest: rejected {len(result.rejections)} item(s) ({listing})"
+
+
 def check_not_empty(result: IngestResult, rejected_path: str | os.PathLike[str]) -> None:
     """Raise DataError when no caption survived (every dataset unreadable or empty)."""
     if len(result.manifest) == 0:

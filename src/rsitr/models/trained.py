@@ -25,7 +25,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"checkpoint {str(path)!r} not found; train the variant first (`rsitr train --variant ...`)")
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - truncated zip, bad pickle, short read: all mean "unreadable"
+        raise ModelError(f"checkpoint {str(path)!r} is unreadable ({type(exc).__name__}: {str(exc)[:120]}); it was "
+                         "cut short or corrupted: delete it and train again (`rsitr train --variant ...`)") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelError(f"{str(path)!r} is not an rsitr checkpoint (expected format {FORMAT})")
     return payload

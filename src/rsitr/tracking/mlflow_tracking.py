@@ -30,25 +30,81 @@ def tracking_uri(params: RsitrParams) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.uri
 
 
-def ensure_reachable(uri: str, timeout_s: float = 5.0) -> None:
-    """Fail fast, with the fix, when the tracking store cannot be used."""
-    if uri.startswith(("http://", "https://")):
-        url = uri.rstrip("/") + "/health"
+HTTP_TIMEOUT_ENV = "MLFLOW_HTTP_REQUEST_TIMEOUT"
+HTTP_RETRIES_ENV = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+HTTP_BACKOFF_ENV = "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"
+FIX = ("Start it (`mlflow server --host 127.0.0.1 --port 5000`) or point tracking.uri / MLFLOW_TRACKING_URI at a "
+       "reachable server (default: sqlite:///mlflow.db)")
+
+
+def bound_http_calls(timeout_s: float) -> None:
+    """MLflow's HTTP client waits 120 s per request and retries 7 times with backoff (minutes on a
+    broken server); rsitr's calls give up in seconds unless the user set these variables."""
+    os.environ.setdefault(HTTP_TIMEOUT_ENV, str(max(5, int(timeout_s * 4))))
+    os.environ.setdefault(HTTP_RETRIES_ENV, "2")
+    os.environ.setdefault(HTTP_BACKOFF_ENV, "1")
+
+
+def _get(url: str, timeout_s: float) -> int:
+    with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - user-configured URI
+        return response.status
+
+
+def _check_http(uri: str, timeout_s: float) -> None:
+    """``/health`` and one real API call: a server can be up and still fail every request."""
+    base = uri.rstrip("/")
+    for url, what in ((f"{base}/health", "/health"),
+                      (f"{base}/api/2.0/mlflow/experiments/search?max_results=1", "the experiments API")):
         try:
-            with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - user-configured URI
-                if response.status >= 400:
-                    raise TrackingError(f"MLflow tracking server {uri} answered {response.status} on /health")
+            status = _get(url, timeout_s)
+        except urllib.error.HTTPError as exc:
+            raise TrackingError(f"MLflow tracking server {uri} answered {exc.code} on {what}; check the server's "
+                                f"log, or {FIX[0].lower()}{FIX[1:]}") from None
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise TrackingError(
-                f"MLflow tracking server {uri} is unreachable ({reason}). Start it (`mlflow server --host 127.0.0.1 "
-                "--port 5000`) or point tracking.uri / MLFLOW_TRACKING_URI at a reachable server "
-                "(default: sqlite:///mlflow.db)"
-            ) from None
+            raise TrackingError(f"MLflow tracking server {uri} is unreachable ({reason}). {FIX}") from None
+        if status >= 400:
+            raise TrackingError(f"MLflow tracking server {uri} answered {status} on {what}. {FIX}")
+
+
+_READY_STORES: set[str] = set()
+
+
+def _create_sqlite_store(uri: str, database: Path) -> None:
+    """Create (or migrate) the SQLite store under a file lock, once per process.
+
+    Two processes opening a fresh database at once both run MLflow's schema migrations and
+    one dies in alembic; the lock makes the second wait for the first.
+    """
+    if uri in _READY_STORES:
+        return
+    from filelock import FileLock
+    from mlflow.tracking import MlflowClient
+
+    with FileLock(str(database) + ".lock", timeout=300):
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    _READY_STORES.add(uri)
+
+
+def _is_file_store(uri: str) -> bool:
+    return uri.startswith(("file:", "/", "./", "../", "~")) or uri == "mlruns"
+
+
+def ensure_reachable(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail fast, with the fix, when the tracking store cannot be used."""
+    bound_http_calls(timeout_s)
+    if uri.startswith(("http://", "https://")):
+        _check_http(uri, timeout_s)
     elif uri.startswith("sqlite:///"):
-        folder = Path(uri[len("sqlite:///"):]).expanduser().resolve().parent
-        if not folder.is_dir() or not os.access(folder, os.W_OK):
-            raise TrackingError(f"tracking database folder {folder} is missing or not writable; fix tracking.uri")
+        database = Path(uri[len("sqlite:///"):]).expanduser().resolve()
+        if not database.parent.is_dir() or not os.access(database.parent, os.W_OK):
+            raise TrackingError(f"tracking database folder {database.parent} is missing or not writable; "
+                                "fix tracking.uri")
+        _create_sqlite_store(uri, database)
+    elif _is_file_store(uri) and os.environ.get("MLFLOW_ALLOW_FILE_STORE") != "true":
+        raise TrackingError(f"tracking.uri {uri!r} is a file store, which MLflow 3 keeps in maintenance mode; use "
+                            "sqlite:///mlflow.db (`mlflow migrate-filestore` moves old runs) or set "
+                            "MLFLOW_ALLOW_FILE_STORE=true")
 
 
 def git_commit(cwd: str | Path = ".") -> str:
@@ -82,6 +138,18 @@ def _clean(value: Any) -> str:
     return text[:MAX_PARAM_LENGTH]
 
 
+def _reopen(client: Any, uri: str, run_id: str) -> None:
+    """Mark an existing run RUNNING again; a run the store does not have is a one-line error."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        raise TrackingError(f"MLflow run {run_id} is not in the tracking store {uri}; use the tracking URI it was "
+                            "started with (MLFLOW_TRACKING_URI / tracking.uri), or train again without --resume") from None
+    client.update_run(run_id, status="RUNNING")
+
+
 class Tracker:
     """One MLflow run, addressed by id (thread-safe for Prefect tasks)."""
 
@@ -103,7 +171,7 @@ class Tracker:
         ensure_reachable(uri, params.tracking.connect_timeout_s)
         client = MlflowClient(tracking_uri=uri)
         if run_id:
-            client.update_run(run_id, status="RUNNING")
+            _reopen(client, uri, run_id)
             return cls(uri, run_id)
         experiment = client.get_experiment_by_name(params.tracking.experiment)
         experiment_id = experiment.experiment_id if experiment else client.create_experiment(params.tracking.experiment)

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from rsitr.config import RsitrParams, to_dict
-from rsitr.errors import TrackingError
+from rsitr.errors import ConfigError, ModelError, TrackingError
 from rsitr.tracking.mlflow_tracking import ensure_reachable, tracking_uri
 from rsitr.tracking.pyfunc_model import log_embedding_model
 
@@ -60,6 +60,7 @@ def _bundled_params(params: RsitrParams, variant: str) -> dict[str, Any]:
     tree = to_dict(params)
     entry = {k: v for k, v in tree["variants"][variant].items() if k != "name"}
     tree["variants"] = {variant: entry}
+    tree["c2f"]["variants"] = [v for v in tree["c2f"]["variants"] if v == variant]  # names only this variant
     return tree
 
 
@@ -129,6 +130,20 @@ def existing_version(client: Any, params: RsitrParams, variant: str, run_id: str
                         model_id=getattr(version, "model_id", None))
 
 
+def check_loads(model_uri: str, text: str) -> None:
+    """Load the logged model as a server would and embed ``text``; a model that cannot serve is not registered."""
+    import mlflow
+    import pandas as pd
+
+    try:
+        output = mlflow.pyfunc.load_model(model_uri).predict(pd.DataFrame({"text": [text]}))
+    except Exception as exc:  # noqa: BLE001 - whatever breaks loading, the message names it
+        raise ModelError(f"logged model {model_uri} does not load or predict ({type(exc).__name__}: {exc}); "
+                         "not registered") from None
+    if output["text_embedding"].iloc[0] is None:
+        raise ModelError(f"logged model {model_uri} returned no text embedding; not registered")
+
+
 def register_model(params: RsitrParams, variant: str, run_id: str, *, model: Any, example_text: str,
                    example_image: str) -> Registration:
     """Log the variant's pyfunc as a logged model of its run, register it, alias it ``challenger``.
@@ -147,6 +162,7 @@ def register_model(params: RsitrParams, variant: str, run_id: str, *, model: Any
     info = log_embedding_model(run_id, model=model, params_tree=_bundled_params(params, variant), variant=variant,
                                example_text=example_text, example_image=example_image)
     client.set_terminated(run_id, status="FINISHED")
+    check_loads(info.model_uri, example_text)
     version = client.create_model_version(
         name, info.model_uri, run_id=run_id, tags=_version_tags(params, variant, run),
         description=f"{variant} from run {run_id}", model_id=info.model_id,
@@ -217,6 +233,9 @@ def _fmt(value: float | None) -> str:
 def promote(params: RsitrParams, variant: str, *, force: bool = False, reason: str = "") -> PromotionDecision:
     """Move ``champion`` to the ``challenger`` version when it passes the gate (or ``force``)."""
     params.variant(variant)
+    if force and not reason.strip():
+        raise ConfigError(f"promote --force skips the gate and needs a reason, recorded on the version: "
+                          f"rsitr promote --variant {variant} --force --reason 'why'")
     client = registry_client(params)
     name = registered_name(params, variant)
     key = gate_metric_key(params)
@@ -241,7 +260,7 @@ def promote(params: RsitrParams, variant: str, *, force: bool = False, reason: s
                             f"(`rsitr evaluate --variant {variant}`) or change promotion.* in params")
     label = f"{name} v{challenger.version}"
     if force:
-        why = reason or "no reason given"
+        why = reason
         decision = decide("promoted", f"{label} promoted to {CHAMPION} by --force (reason: {why}); gate skipped: "
                                       f"{key} {_fmt(new)} vs {CHAMPION} "
                                       f"{'none' if champion is None else f'v{champion.version} {_fmt(old)}'}")
@@ -280,7 +299,7 @@ def _record(client: Any, decision: PromotionDecision, version: str, reason: str)
     }
     if decision.forced:
         tags["promotion.forced"] = "true"
-        tags["promotion.reason"] = reason or "no reason given"
+        tags["promotion.reason"] = reason
     for key, value in tags.items():
         client.set_model_version_tag(decision.name, version, key, value)
     if decision.promoted:

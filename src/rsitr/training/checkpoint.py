@@ -17,7 +17,9 @@ import torch
 from rsitr.config import RsitrParams, VariantParams, to_dict
 from rsitr.models.trained import FORMAT, load_checkpoint, load_trained_model
 
-__all__ = ["FORMAT", "load_checkpoint", "load_trained_model", "save_checkpoint"]
+__all__ = ["FORMAT", "load_checkpoint", "load_trained_model", "remove_stale_temporaries", "save_checkpoint"]
+
+TMP_MARK = ".tmp-"
 
 
 def save_checkpoint(
@@ -44,7 +46,18 @@ def save_checkpoint(
     }
     for key, value in extra.items():
         payload[key] = value.state_dict() if hasattr(value, "state_dict") else value
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # interrupted mid-write: no half file left behind
     return path
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete half-written checkpoints a killed process left in ``folder`` (never read by anyone)."""
+    stale = sorted(folder.glob(f".*{TMP_MARK}*")) if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale

@@ -38,7 +38,7 @@ from rsitr.models import build_model, resolve_device
 from rsitr.models.retrieval_model import RetrievalModel
 from rsitr.models.trained import load_checkpoint
 from rsitr.retrieval.evaluate import evaluate_split
-from rsitr.training.checkpoint import save_checkpoint
+from rsitr.training.checkpoint import remove_stale_temporaries, save_checkpoint
 from rsitr.training.data import TrainPairs, token_length_report, train_batches
 from rsitr.training.distributed import DistributedContext, GlobalBatchLoss, barrier, init_distributed
 from rsitr.training.optim import build_optimizer, build_scheduler, steps_per_epoch
@@ -102,6 +102,7 @@ class Session:
     loader: ImageLoader | None = None
     val_split: RetrievalSplit | None = None
     run_key: str = ""
+    resume_lr: float | None = None
     started: float = field(default_factory=time.perf_counter)
     epoch_times: list[float] = field(default_factory=list)
 
@@ -130,17 +131,19 @@ def train_variant(
     progress: bool = True,
     context: DistributedContext | None = None,
     run_key: str = "",
+    resume_lr: float | None = None,
 ) -> TrainResult:
     """Train ``variant_name`` on the manifest's train split; checkpoints go to ``out_dir``.
 
     ``run_key`` names the run (the application passes the step fingerprint): every checkpoint
-    stores it, and ``resume`` continues ``last.pt`` only when it carries the same key.
+    stores it, and ``resume`` continues ``last.pt`` only when it carries the same key;
+    ``resume_lr`` replaces the optimizer's base learning rate when resuming (e.g. after a NaN).
     Under torchrun (``WORLD_SIZE`` > 1) every rank trains its shard of each global batch
     with DistributedDataParallel; only rank 0 logs, validates and writes checkpoints.
     """
     session = _start_session(params, params.variant(variant_name), Path(out_dir), keywords, tracker, progress,
                              context)
-    session.run_key = run_key
+    session.run_key, session.resume_lr = run_key, resume_lr
     if not session.variant.trains:
         return _zero_shot(session)
     _prepare_training(session, manifest)
@@ -161,6 +164,7 @@ def _start_session(params: RsitrParams, variant: VariantParams, out: Path, keywo
         device = torch.device("cuda", context.local_rank)
     if context.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out)
     seed_everything(train.seed)  # identical initial weights on every rank
     model = build_model(params, variant)
     if keywords is not None and hasattr(model, "set_keywords"):
@@ -181,7 +185,7 @@ def _zero_shot(session: Session) -> TrainResult:
     if not session.main:
         return _result(session, Progress(), "", 0)
     path = save_checkpoint(session.out / CHECKPOINT_BEST, model=session.model, variant=session.variant,
-                           params=session.params, epoch=0, run_key=session.run_key)
+                           params=session.params, epoch=0, run_key=session.run_key, run_id=_run_id(session))
     return _result(session, Progress(best_epoch=0), str(path), path.stat().st_size)
 
 
@@ -243,9 +247,21 @@ def _restore(session: Session) -> Progress:
     session.scheduler.load_state_dict(state["scheduler"])
     rng = state["rng"]
     set_rng_state(rng[session.context.rank] if isinstance(rng, list) else rng)
+    if session.resume_lr is not None:
+        _replace_base_lr(session, session.resume_lr)
     if session.main:
-        print(f"resuming {session.variant.name} from {session.last_path} after epoch {state['epoch']}")
+        lr = f" with base lr {session.resume_lr:g}" if session.resume_lr is not None else ""
+        print(f"resuming {session.variant.name} from {session.last_path} after epoch {state['epoch']}{lr}")
     return Progress(state["epoch"], state["global_step"], state["best_val"], state["best_epoch"], state["history"])
+
+
+def _replace_base_lr(session: Session, lr: float) -> None:
+    """A new base learning rate for the rest of the schedule (the warm-up/cosine factor is kept)."""
+    scheduler = session.scheduler
+    factor = scheduler.lr_lambdas[0](scheduler.last_epoch)
+    scheduler.base_lrs = [lr for _ in scheduler.base_lrs]
+    for group in session.optimizer.param_groups:
+        group["initial_lr"], group["lr"] = lr, lr * factor
 
 
 def _wrap_for_ddp(session: Session) -> None:
@@ -298,11 +314,7 @@ def _train_step(session: Session, state: Progress, epoch: int, step: int, batch:
         terms = session.loss_fn(outputs, batch)
     loss = sum(terms.values())
     if not torch.isfinite(loss):
-        raise TrainingDiverged(
-            f"{session.variant.name}: loss became {loss.item()} at epoch {epoch + 1}, step {step} "
-            f"(terms: { {k: float(v.detach()) for k, v in terms.items()} }); the last good checkpoint is kept at "
-            f"{session.last_path}. Lower train.lr or set train.grad_clip, then run again with --resume"
-        )
+        raise TrainingDiverged(_divergence_message(session, state, epoch, step, terms, float(loss.item())))
     loss.backward()
     if train.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_([p for p in session.model.parameters() if p.requires_grad], train.grad_clip)
@@ -315,6 +327,18 @@ def _train_step(session: Session, state: Progress, epoch: int, step: int, batch:
     if state.global_step % train.log_every == 0:
         session.log({f"train_{k}": v for k, v in values.items()}, step=state.global_step)
     return values
+
+
+def _divergence_message(session: Session, state: Progress, epoch: int, step: int, terms: dict[str, Any],
+                        value: float) -> str:
+    name, lr = session.variant.name, session.variant.train.lr
+    where = (f"{name}: loss became {value} at epoch {epoch + 1}, step {step} "
+             f"(terms: { {k: float(v.detach()) for k, v in terms.items()} })")
+    if state.epoch == 0:
+        return (f"{where}; no epoch finished, so there is nothing to resume: lower the learning rate and train "
+                f"again, e.g. --set variants.{name}.train.lr={lr / 10:g} (or set train.grad_clip)")
+    return (f"{where}; the last good epoch ({state.epoch}) is kept in {session.last_path}. Continue from it with a "
+            f"lower learning rate: rsitr train --variant {name} --resume --resume-lr {lr / 10:g}")
 
 
 def _end_epoch(session: Session, state: Progress, epoch: int, record: dict[str, float], seconds: float,
@@ -331,14 +355,20 @@ def _end_epoch(session: Session, state: Progress, epoch: int, record: dict[str, 
     if validation["mR"] > state.best_val:
         state.best_val, state.best_epoch = validation["mR"], epoch + 1
         save_checkpoint(session.out / CHECKPOINT_BEST, model=model, variant=variant, params=params, epoch=epoch + 1,
-                        loss_fn=session.loss_fn, run_key=session.run_key)
+                        loss_fn=session.loss_fn, run_key=session.run_key, run_id=_run_id(session))
     save_checkpoint(
         session.last_path, model=model, variant=variant, params=params, epoch=epoch + 1, loss_fn=session.loss_fn,
         optimizer=session.optimizer, scheduler=session.scheduler, rng=rng_states, global_step=state.global_step,
         best_val=state.best_val, best_epoch=state.best_epoch, history=state.history, run_key=session.run_key,
+        run_id=_run_id(session),
     )
     print(f"{variant.name} epoch {epoch + 1}/{variant.train.epochs}: loss {record.get('epoch_loss', float('nan')):.4f} "
           f"val mR {validation['mR']:.2f} ({seconds:.1f}s)", flush=True)
+
+
+def _run_id(session: Session) -> str | None:
+    """The MLflow run a checkpoint belongs to (None when untracked)."""
+    return getattr(session.tracker, "run_id", None)
 
 
 def _finish(session: Session, state: Progress) -> TrainResult:
