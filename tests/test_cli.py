@@ -25,6 +25,12 @@ def test_bad_config_exits_2_naming_key_and_choices():
         ("train.epoch=3", "valid keys of train"),
         ("train.epochs=x", "train.epochs: expected an integer"),
         ("variants.finetune.method=magic", "valid methods: ebaker, finetune, petl, zeroshot"),
+        ("variants.ebaker.options.drop_epoch=abc", "variants.ebaker.options.drop_epoch: expected an integer"),
+        ("variants.ebaker.options.local_normalize=maybe",
+         "variants.ebaker.options.local_normalize: expected true or false"),
+        ("variants.ebaker.options.scope=all", "variants.ebaker.options.scope: 'all' is not allowed"),
+        ("variants.petl.options.typo=1", "unknown key 'variants.petl.options.typo'"),
+        ("train.accumulation_steps=2", "train.accumulation_steps: gradient accumulation is not supported"),
     ]:
         result = _rsitr("config", "show", "--set", override)
         assert result.returncode == 2, (override, result.stderr)

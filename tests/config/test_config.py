@@ -100,3 +100,33 @@ def test_round_trip_through_plain_dict():
     tree = to_dict(params)
     assert tree["variants"]["finetune"]["train"]["epochs"] == params.train.epochs
     yaml.safe_dump(tree)  # plain, serialisable types only
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"init_from_variant": "nosuch"}, "init_from_variant: unknown variant 'nosuch'"),
+    ({"init_from_variant": "zeroshot"}, "does not train"),
+    ({"init_from_variant": "child"}, "is a cycle"),
+    ({"init_from_variant": "finetune", "init_from": "x.pt"}, "either init_from"),
+])
+def test_init_from_variant_is_checked(entry, message):
+    raw = _raw()
+    raw["variants"]["child"] = {"method": "finetune", "train": entry}
+    with pytest.raises(ConfigError, match=message):
+        params_from_dict(raw)
+
+
+def test_bilingual_regimes_start_from_the_english_model():
+    params = load_params(REPO / "params.yaml")
+    for name in ("finetune_ar", "bilingual"):
+        assert params.variant(name).train.init_from_variant == "finetune"
+
+
+def test_option_defaults_are_the_papers():
+    from rsitr.config import EbakerOptions, TrainParams
+    from rsitr.config import CoarseToFineParams
+
+    ebaker = EbakerOptions()
+    assert (ebaker.text_positions, ebaker.local_normalize, ebaker.direction_reduction) == ("all", False, "sum")
+    assert (ebaker.drop_epoch, ebaker.scope, ebaker.mlm_weight, ebaker.temperature) == (4, "bank", 0.5, 0.05)
+    assert CoarseToFineParams().regulariser_reduction == "sum"
+    assert (TrainParams().step_epochs, TrainParams().gamma) == (20, 0.7)

@@ -155,3 +155,15 @@ def test_invariant_check_catches_a_straddling_cluster() -> None:
     processed.loc[row, "cluster"] = int(processed.loc[processed["image_id"] == "rsicd/r05.jpg", "cluster"].iloc[0])
     with pytest.raises(DataError, match="several splits"):
         check_split_invariants(processed, manifest)
+
+
+def test_report_counts_the_training_images_merged_as_one() -> None:
+    images = [("rsicd", f"r{i}.jpg", "train") for i in range(6)] + [("rsitmd", f"m{i}.tif", "train") for i in range(6)]
+    images += [("rsicd", "t0.jpg", "test"), ("rsitmd", "mt0.tif", "test")]
+    manifest = _manifest(images)
+    groups = [["rsicd/r0.jpg", "rsitmd/m0.tif"],  # the same scene in both training sets
+              ["rsicd/r1.jpg", "rsitmd/m1.tif", "rsitmd/m2.tif"],
+              ["rsicd/r2.jpg", "rsicd/r3.jpg"]]  # within one dataset
+    result = split_manifest(manifest, _clusters(manifest, groups), seed=0)
+    assert _split_of(result.manifest)["rsitmd/m0.tif"] == "train"
+    assert result.report["train_merged"] == {"images": 7, "clusters": 3, "merged_away": 4, "cross_dataset_clusters": 2}

@@ -85,7 +85,7 @@ def test_nan_advice_names_only_what_exists_and_resume_lr_works(project: Path, mo
             fit(params, "finetune", progress=False)
     assert "no epoch finished" in str(first.value) and "last.pt" not in str(first.value)
     with monkeypatch.context() as patch:
-        _poison_after(patch, 1)  # epoch 1 (one step: 24 train images, batch 16) is fine
+        _poison_after(patch, 7)  # epoch 1 (7 steps: 24 train images x 5 captions, batch 16) is fine
         with pytest.raises(TrainingDiverged) as second:
             fit(params, "finetune", progress=False)
     assert "--resume --resume-lr" in str(second.value) and "epoch (1)" in str(second.value)

@@ -30,11 +30,12 @@ def _outputs(size: int, dim: int = 6, seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def _manual_infonce(logits: torch.Tensor, rows: list[int]) -> torch.Tensor:
-    """Per-row cross-entropy written out: kept anchors only, every column in the softmax."""
+    """Per-row cross-entropy written out: kept anchors only, every column in the softmax;
+    the two directions SUMMED (EBAKER Eq. 13, the released CLIPLoss)."""
     def direction(matrix: torch.Tensor) -> torch.Tensor:
         losses = [torch.logsumexp(matrix[r], dim=0) - matrix[r, r] for r in rows]
         return torch.stack(losses).mean()
-    return 0.5 * (direction(logits) + direction(logits.T))
+    return direction(logits) + direction(logits.T)
 
 
 def test_bank_is_a_fifo_with_counters():
@@ -50,7 +51,7 @@ def test_bank_is_a_fifo_with_counters():
 
 
 def test_threshold_is_the_drop_ratio_quantile_of_the_last_epoch():
-    loss = _loss(drop_ratio=0.1, drop_epoch=1, bank_size=1000)
+    loss = _loss(drop_ratio=0.1, drop_epoch=1, bank_size=1000, scope="epoch")
     loss.on_epoch_start(0)
     values = torch.randperm(50).float() / 50  # 0.00 .. 0.98
     loss.bank.push(values)

@@ -134,9 +134,9 @@ def test_normalised_local_score_is_within_cosine_range():
     images = F.normalize(torch.randn(4, 6, 8), dim=-1)
     mask = text_position_mask(tokens, "real")
     texts = prepare_text_tokens(torch.randn(2, 12, 8), mask)
-    scores = local_similarity(images, texts, mask.sum(1))
+    scores = local_similarity(images, texts, mask.sum(1), normalize=True)
     assert torch.all((scores >= 0) & (scores <= 1 + 1e-6))
     # identical tokens everywhere: every cosine is 1, the RMS cosine is 1
     same = F.normalize(torch.ones(1, 6, 8), dim=-1)
-    assert torch.allclose(local_similarity(same, prepare_text_tokens(torch.ones(2, 12, 8), mask), mask.sum(1)),
-                          torch.ones(1, 2))
+    assert torch.allclose(local_similarity(same, prepare_text_tokens(torch.ones(2, 12, 8), mask), mask.sum(1),
+                                           normalize=True), torch.ones(1, 2))

@@ -115,3 +115,12 @@ def test_train_task_launches_torchrun_when_asked_for_several_processes(flows, to
     assert json.loads((model_folder / "run.json").read_text())["run_id"] == record["run_id"]
     assert (model_folder / "best.pt").is_file()
     assert "--nproc_per_node" in flows.torchrun_command("p.yaml", ["a=1"], "petl", 4)
+
+
+def test_parents_train_before_the_variants_that_start_from_them(flows, toy_project: Path):
+    from rsitr.config import load_params
+
+    params = load_params(toy_project, ["variants.arabic.method=finetune",
+                                       "variants.arabic.train.init_from_variant=finetune"])
+    assert flows.parents_first(params, ["arabic", "zeroshot", "finetune"]) == ["finetune", "arabic", "zeroshot"]
+    assert flows.parents_first(params, ["arabic", "zeroshot"]) == ["arabic", "zeroshot"]  # parent already trained

@@ -55,16 +55,36 @@ def test_token_length_report_flags_truncated_arabic(repo_root):
     assert full["ar"]["truncated_share"] == 0.0
 
 
-def test_training_can_start_from_another_runs_checkpoint(toy_benchmark, tmp_path):
+def test_a_variant_whose_parent_is_not_trained_names_the_fix(toy_benchmark, tmp_path):
+    from rsitr.errors import ModelError
+
     raw = toy_params_dict(toy_benchmark, epochs=1)
     raw["paths"]["models"] = str(tmp_path / "models")
-    first = fit(params_from_dict(raw), "finetune", progress=False)
-    raw["variants"]["second"] = {"method": "finetune", "train": {"init_from": first.checkpoint, "lr": 1e-12,
+    raw["variants"]["arabic"] = {"method": "finetune", "train": {"init_from_variant": "finetune"}}
+    with pytest.raises(ModelError, match=r"not found; train the variant first \(`rsitr train --variant finetune`\)"):
+        fit(params_from_dict(raw), "arabic", progress=False)
+
+
+def test_training_can_start_from_another_variants_checkpoint(toy_benchmark, tmp_path):
+    """The thesis regime: English first (finetune), then Arabic from its checkpoint (init_from_variant)."""
+    from rsitr.app.fingerprint import train_fingerprint
+    from rsitr.app.paths import ProjectPaths
+    from rsitr.app.training import run_train, with_parent_checkpoint
+
+    raw = toy_params_dict(toy_benchmark, epochs=1)
+    raw["paths"]["models"] = str(tmp_path / "models")
+    summary = run_train(params_from_dict(raw), "finetune", track=False, progress=False)  # trains and publishes
+    published = str(ProjectPaths.of(params_from_dict(raw)).best_checkpoint("finetune"))
+    raw["variants"]["second"] = {"method": "finetune", "train": {"init_from_variant": "finetune", "lr": 1e-12,
                                                                "warmup_steps": 1000}}
     params = params_from_dict(raw)
+    assert with_parent_checkpoint(params, "second").variant("second").train.init_from == published
+    before = train_fingerprint(params, "second")
+    raw["variants"]["finetune"]["train"] = {"lr": 2e-3}  # the parent changes: the child retrains too
+    assert train_fingerprint(params_from_dict(raw), "second") != before
     second = fit(params, "second", progress=False)
-    start = load_checkpoint(first.checkpoint)["model"]
+    start = load_checkpoint(published)["model"]
     end = load_checkpoint(second.checkpoint)["model"]
     # with a vanishing learning rate the second run stays at the first run's weights
     assert all(torch.allclose(start[k], end[k], atol=1e-6) for k in start)
-    assert second.history[0]["val_mR"] == pytest.approx(first.history[-1]["val_mR"], abs=1e-6)
+    assert second.history[0]["val_mR"] == pytest.approx(summary["final"]["val_mR"], abs=1e-6)

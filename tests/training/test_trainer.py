@@ -18,6 +18,51 @@ from rsitr.config import params_from_dict
 from rsitr.models.trained import load_checkpoint
 from rsitr.app.training import fit
 from rsitr.training.trainer import TrainingDiverged
+from rsitr.training.optim import build_scheduler
+
+
+def test_step_schedule_is_pe_rsitr_released_steplr():
+    raw = toy_params_dict(Path("/unused"), epochs=45, schedule="step", step_epochs=20, gamma=0.7, warmup_steps=0)
+    train = params_from_dict(raw).train
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=2e-4)
+    scheduler = build_scheduler(optimizer, train, batches_per_epoch=3)
+    rates = []
+    for _ in range(45 * 3):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    per_epoch = rates[::3]
+    assert per_epoch[:20] == pytest.approx([2e-4] * 20)
+    assert per_epoch[20:40] == pytest.approx([2e-4 * 0.7] * 20)
+    assert per_epoch[40:] == pytest.approx([2e-4 * 0.49] * 5)
+
+
+def test_gradient_accumulation_is_rejected_with_the_reason():
+    from rsitr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"train.accumulation_steps: gradient accumulation is not supported.*got 4"):
+        params_from_dict(toy_params_dict(Path("/unused"), accumulation_steps=4))
+
+
+def test_learnable_logit_scale_is_clamped_at_ln_100_after_each_step(toy_benchmark, tmp_path, monkeypatch):
+    import math
+
+    from rsitr.models.retrieval_model import RetrievalModel
+
+    raw = toy_params_dict(toy_benchmark, epochs=1)
+    raw["paths"]["models"] = str(tmp_path / "models")
+    seen = []
+    original = RetrievalModel.clamp_logit_scale
+
+    def push_then_clamp(self, *args):  # a temperature driven past the bound is brought back after the step
+        with torch.no_grad():
+            self.clip.logit_scale.add_(1.0)
+        original(self, *args)
+        seen.append(float(self.clip.logit_scale.detach()))
+
+    monkeypatch.setattr(RetrievalModel, "clamp_logit_scale", push_then_clamp)
+    fit(params_from_dict(raw), "finetune", progress=False)
+    assert len(seen) == 25 and max(seen) == pytest.approx(math.log(100.0)) and seen[-1] == pytest.approx(math.log(100))
 
 
 def test_finetune_learns_and_beats_zeroshot(toy_benchmark, tmp_path):
@@ -44,7 +89,7 @@ def test_nan_loss_stops_with_clear_message_and_keeps_last_checkpoint(toy_benchma
     def poisoned(*args, **kwargs):
         calls["n"] += 1
         loss = original(*args, **kwargs)
-        return loss * float("nan") if calls["n"] > 6 else loss  # epoch 1 (5 steps) is fine
+        return loss * float("nan") if calls["n"] > 26 else loss  # epoch 1 (400 captions / 16 = 25 steps) is fine
 
     monkeypatch.setattr(infonce, "symmetric_infonce", poisoned)
     with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2.*last good epoch \(1\).*--resume --resume-lr"):

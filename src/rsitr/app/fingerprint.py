@@ -79,6 +79,8 @@ def train_config(params: RsitrParams, variant: str) -> dict[str, Any]:
         config["keywords"] = to_dict(params.keywords)
     if v.train.init_from and Path(v.train.init_from).is_file():
         config["init_from_md5"] = md5_file(v.train.init_from)
+    if v.train.init_from_variant:  # retrains when the parent's training would
+        config["init_from_variant"] = train_fingerprint(params, v.train.init_from_variant)
     return config
 
 

@@ -203,8 +203,8 @@ def check_concurrency(concurrency_: int) -> None:
 
 
 def _submit_chain(params_path: str, overrides: list[str], params: RsitrParams, variant: str, register: bool,
-                  nproc_per_node: int) -> dict[str, PrefectFuture]:
-    train = train_task.submit(params_path, overrides, variant, nproc_per_node)
+                  nproc_per_node: int, after: list[PrefectFuture]) -> dict[str, PrefectFuture]:
+    train = train_task.submit(params_path, overrides, variant, nproc_per_node, wait_for=after)
     evaluate = evaluate_task.submit(params_path, overrides, variant, wait_for=[train])
     chain = {"train": train, "evaluate": evaluate}
     if params.c2f.enabled and variant in params.c2f.variants:
@@ -225,6 +225,22 @@ def _outcome(chain: dict[str, PrefectFuture]) -> dict[str, Any]:
     return outcome
 
 
+def parents_first(params: RsitrParams, variants: Sequence[str]) -> list[str]:
+    """``variants`` reordered so that a variant's ``train.init_from_variant`` parent comes before it."""
+    ordered: list[str] = []
+
+    def visit(name: str) -> None:
+        parent = params.variant(name).train.init_from_variant
+        if parent in variants and parent not in ordered:
+            visit(parent)
+        if name not in ordered:
+            ordered.append(name)
+
+    for name in variants:
+        visit(name)
+    return ordered
+
+
 def run_variants(params_path: str, overrides: list[str], variants: Sequence[str], *, concurrency: int,
                  register: bool, nproc_per_node: int = 1) -> dict[str, dict[str, Any]]:
     """Submit one chain per variant, at most ``concurrency`` in flight; returns each variant's outcome."""
@@ -232,11 +248,16 @@ def run_variants(params_path: str, overrides: list[str], variants: Sequence[str]
     params = _params(params_path, overrides)
     in_flight: deque[tuple[str, dict[str, PrefectFuture]]] = deque()
     outcomes: dict[str, dict[str, Any]] = {}
-    for variant in variants:
+    trains: dict[str, PrefectFuture] = {}
+    for variant in parents_first(params, variants):
         while len(in_flight) >= concurrency:
             done, chain = in_flight.popleft()
             outcomes[done] = _outcome(chain)
-        in_flight.append((variant, _submit_chain(params_path, overrides, params, variant, register, nproc_per_node)))
+        parent = params.variant(variant).train.init_from_variant
+        after = [trains[parent]] if parent in trains else []  # English first, then Arabic
+        chain = _submit_chain(params_path, overrides, params, variant, register, nproc_per_node, after)
+        trains[variant] = chain["train"]
+        in_flight.append((variant, chain))
     while in_flight:
         done, chain = in_flight.popleft()
         outcomes[done] = _outcome(chain)

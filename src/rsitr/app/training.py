@@ -10,10 +10,12 @@ when both belong to this fingerprint.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import tempfile
 import threading
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +27,7 @@ from rsitr.app.fingerprint import data_version, train_fingerprint
 from rsitr.app.keywords import variant_keywords
 from rsitr.app.locks import note_run, variant_lock
 from rsitr.app.paths import ProjectPaths
-from rsitr.app.runs import RunRecord, mark_active, read_active_run
+from rsitr.app.runs import RunRecord, mark_active, published_checkpoint, read_active_run
 from rsitr.config import RsitrParams, to_dict
 from rsitr.data.manifest import read_manifest
 from rsitr.errors import Terminated
@@ -69,15 +71,31 @@ def _keywords_if_needed(params: RsitrParams, variant: str) -> list[str] | None:
     return variant_keywords(params) if v.method == "ebaker" and getattr(v.options, "ker", False) else None
 
 
+def with_parent_checkpoint(params: RsitrParams, variant: str) -> RsitrParams:
+    """Resolve ``train.init_from_variant`` to that variant's ``best.pt`` (``train.init_from``).
+
+    The bilingual regimes of Al Rahhal et al. train English first, then Arabic: ``finetune_ar``
+    and ``bilingual`` start from ``finetune``'s best checkpoint (docs/methods.md).
+    """
+    v = params.variant(variant)
+    parent = v.train.init_from_variant
+    if not parent:
+        return params
+    path = published_checkpoint(params, parent)  # best.pt and run.json agree, or a ModelError naming the fix
+    train = dataclasses.replace(v.train, init_from=str(path), init_from_variant="")
+    variants = {**params.variants, variant: dataclasses.replace(v, train=train)}
+    return dataclasses.replace(params, variants=types.MappingProxyType(variants))
+
+
 def fit(params: RsitrParams, variant: str, *, resume: bool = False, tracker: Tracker | None = None,
         progress: bool = True, run_key: str | None = None, resume_lr: float | None = None) -> TrainResult:
     """Train ``variant`` on this project's data into ``models/<variant>/staging/`` (nothing is published,
     no MLflow run unless ``tracker``); ``run_key`` defaults to the step fingerprint."""
     paths = ProjectPaths.of(params)
-    return train_variant(params, variant, out_dir=paths.staging_dir(variant), manifest=read_manifest(paths.manifest),
-                         keywords=_keywords_if_needed(params, variant), resume=resume, tracker=tracker,
-                         progress=progress, run_key=run_key if run_key is not None else train_fingerprint(params, variant),
-                         resume_lr=resume_lr)
+    run_key = run_key if run_key is not None else train_fingerprint(params, variant)
+    return train_variant(with_parent_checkpoint(params, variant), variant, out_dir=paths.staging_dir(variant),
+                         manifest=read_manifest(paths.manifest), keywords=_keywords_if_needed(params, variant),
+                         resume=resume, tracker=tracker, progress=progress, run_key=run_key, resume_lr=resume_lr)
 
 
 def publish(params: RsitrParams, variant: str, result: TrainResult, record: RunRecord) -> None:

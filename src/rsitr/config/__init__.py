@@ -41,6 +41,7 @@ from rsitr.config.schema import (
     TrainParams,
     VariantParams,
     ZeroshotOptions,
+    method_options,
 )
 from rsitr.errors import ConfigError, unknown_name
 
@@ -70,6 +71,7 @@ __all__ = [
     "ZeroshotOptions",
     "flatten",
     "load_params",
+    "method_options",
     "params_from_dict",
     "to_dict",
 ]
@@ -179,6 +181,27 @@ def _check_cross_references(params: RsitrParams) -> None:
         for dataset in train.datasets:
             if dataset not in names:
                 raise ConfigError(f"{scope}train.datasets: " + unknown_name("dataset", dataset, names))
+    for variant in params.variants.values():
+        _check_init_chain(params, variant)
+
+
+def _check_init_chain(params: RsitrParams, variant: VariantParams) -> None:
+    """``train.init_from_variant`` names a training variant, not itself, without a cycle, and not with init_from."""
+    seen = [variant.name]
+    current = variant
+    while current.train.init_from_variant:
+        key = f"variants.{current.name}.train.init_from_variant"
+        parent = current.train.init_from_variant
+        if parent not in params.variants:
+            raise ConfigError(f"{key}: " + unknown_name("variant", parent, list(params.variants)))
+        if current.train.init_from:
+            raise ConfigError(f"{key}: set either init_from (a file) or init_from_variant, not both")
+        if parent in seen:
+            raise ConfigError(f"{key}: the chain {' -> '.join([*seen, parent])} is a cycle")
+        if not params.variants[parent].trains:
+            raise ConfigError(f"{key}: variant {parent!r} does not train (method zeroshot); name a trained variant")
+        seen.append(parent)
+        current = params.variants[parent]
 
 
 def replace(params: RsitrParams, **changes: Any) -> RsitrParams:

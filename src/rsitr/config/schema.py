@@ -3,6 +3,11 @@
 ``params.yaml`` is the single source of values; these classes give every value its
 type and default, and reject anything else. Method-specific options live in one
 dataclass per training method (``METHOD_OPTIONS``), selected by a variant's ``method``.
+
+Faithful by default (``docs/methods.md``): the defaults of every method's options are its
+paper's (or, where paper and released code disagree, the behaviour docs/methods.md names);
+each rsitr improvement is a named option that a variant turns on in ``params.yaml``. These
+classes hold the ONLY defaults; ``params.yaml`` sets only what differs on purpose.
 """
 
 from __future__ import annotations
@@ -142,20 +147,32 @@ class TrainParams:
     weight_decay: float = 0.1
     warmup_steps: int = 20
     grad_clip: float = 1.0
-    accumulation_steps: int = 1
+    accumulation_steps: int = 1  # must stay 1: see validate()
+    schedule: Literal["cosine", "step"] = "cosine"  # warm-up then cosine (open_clip) | x gamma every step_epochs
+    step_epochs: int = 20  # schedule "step": PE-RSITR's released StepLR (lr x 0.7 every 20 epochs)
+    gamma: float = 0.7
     amp: bool = True  # bf16 autocast on CUDA; fp32 on CPU regardless
     device: str = "auto"
     num_workers: int = 0
     seed: int = 0
     languages: tuple[str, ...] = ("en",)
     datasets: tuple[str, ...] = ()  # empty: every dataset with a train split
-    init_from: str = ""  # start from another run's checkpoint (e.g. English, then Arabic)
+    init_from: str = ""  # start from a checkpoint file
+    init_from_variant: str = ""  # start from another variant's best checkpoint (English first, then Arabic)
     log_every: int = 10
     augment: AugmentParams = field(default_factory=AugmentParams)
 
     def validate(self, path: str) -> None:
-        at_least(self, path, 1, "epochs", "batch_size", "accumulation_steps", "log_every")
+        at_least(self, path, 1, "epochs", "batch_size", "accumulation_steps", "log_every", "step_epochs")
         at_least(self, path, 0, "weight_decay", "warmup_steps", "grad_clip", "num_workers")
+        if self.accumulation_steps != 1:
+            raise ConfigError(
+                f"{path}.accumulation_steps: gradient accumulation is not supported (per-micro-batch losses would "
+                "shrink the contrastive negatives to a micro-batch); set it to 1 and use a smaller batch_size or more "
+                f"GPUs (torchrun keeps the global batch as the negative set), got {self.accumulation_steps}"
+            )
+        if not 0.0 < self.gamma <= 1.0:
+            raise ConfigError(f"{path}.gamma: expected a decay factor in (0, 1], got {self.gamma}")
         if self.lr <= 0:
             raise ConfigError(f"{path}.lr: expected a positive learning rate, got {self.lr}")
         if not DEVICE_PATTERN.match(self.device):
@@ -202,6 +219,7 @@ class CoarseToFineParams:
     margin: float = 0.2
     quantization_weight: float = 0.001
     balance_weight: float = 0.01
+    regulariser_reduction: Literal["sum", "mean"] = "sum"  # over the batch: sum as released; mean: rsitr option
     candidates: int = 70
     ppsr: bool = True
     ppsr_k: int = 10
@@ -264,12 +282,16 @@ class EbakerOptions:
     ker: bool = True
     global_weight: float = 0.6
     local_weight: float = 0.4
-    text_positions: Literal["real", "all"] = "real"
+    # paper-exact (released code): the local score is the RAW Frobenius norm over every context position
+    text_positions: Literal["real", "all"] = "all"  # "real": word tokens only (rsitr option)
+    local_normalize: bool = False  # True: divide by sqrt(n_text * P), the RMS token cosine (rsitr option)
+    direction_reduction: Literal["sum", "mean"] = "sum"  # InfoNCE = CE(i2t) + CE(t2i) (Eq. 13); "mean": option
     temperature: float = 0.05
     learnable_temperature: bool = False
     bank_size: int = 200_000
     drop_ratio: float = 0.01
-    drop_epoch: int = 4  # 0-indexed epoch from which weak anchors are eliminated
+    drop_epoch: int = 4  # 0-indexed epoch (in caption epochs) from which weak anchors are eliminated
+    scope: Literal["bank", "epoch"] = "bank"  # threshold over the whole FIFO bank (released) | last epoch's pairs
     mlm_weight: float = 0.5
     ker_layers: int = 4
     ker_heads: int = 8
@@ -289,6 +311,24 @@ METHOD_OPTIONS: dict[str, type] = {
     "petl": PetlOptions,
     "ebaker": EbakerOptions,
 }
+
+
+def method_options(variant: Any, cls: type) -> Any:
+    """``variant.options`` when it is a ``cls``; the schema defaults when no variant is given.
+
+    A variant whose options are of another type is a wiring error, never silently replaced
+    by defaults: it raises ``ConfigError`` naming the variant and the expected class.
+    """
+    if variant is None:
+        return cls()
+    options = getattr(variant, "options", None)
+    if not isinstance(options, cls):
+        name = getattr(variant, "name", "?")
+        raise ConfigError(
+            f"variant {name}: options must be {cls.__name__} (method {getattr(variant, 'method', '?')!r}), "
+            f"got {type(options).__name__}; build variants with rsitr.config.load_params"
+        )
+    return options
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ class RetrievalSplit:
     caption_image: np.ndarray  # [C] int64 index into image_ids
     caption_languages: list[str]  # [C]
     caption_datasets: list[str] = field(default_factory=list)  # [C]
+    image_clusters: list[int] = field(default_factory=list)  # [N] near-duplicate cluster (dedup), when known
 
     @property
     def num_images(self) -> int:
@@ -72,6 +73,7 @@ def select_split(
     image_ids = image_ids[order]
     index_of = {image_id: i for i, image_id in enumerate(image_ids)}
     path_of = dict(zip(rows["image_id"], rows["image_path"]))
+    cluster_of = dict(zip(rows["image_id"], rows["cluster"].astype("int64"))) if "cluster" in rows else {}
     captions = rows["caption"].astype(str).tolist()
     caption_languages = rows["language"].astype(str).tolist()
     if normalize_arabic:
@@ -83,4 +85,5 @@ def select_split(
         caption_image=np.array([index_of[i] for i in rows["image_id"]], dtype=np.int64),
         caption_languages=caption_languages,
         caption_datasets=rows["dataset"].astype(str).tolist(),
+        image_clusters=[int(cluster_of[i]) for i in image_ids] if cluster_of else [],
     )

@@ -219,6 +219,24 @@ def _count(values: pd.Series) -> dict[str, int]:
     return {name: int(counts.get(name, 0)) for name in SPLITS}
 
 
+def _train_merged(kept_images: pd.DataFrame) -> dict[str, int]:
+    """Near-duplicate training images that training counts as one image (one mask id per cluster).
+
+    ``images``: training images whose cluster holds another training image; ``merged_away``:
+    how many fewer distinct images the negatives see (images - clusters among the train set).
+    """
+    train = kept_images[kept_images["split"] == "train"]
+    sizes = train.groupby("cluster")["image_id"].nunique()
+    shared = sizes[sizes > 1]
+    datasets = train[train["cluster"].isin(shared.index)].groupby("cluster")["dataset"].nunique()
+    return {
+        "images": int(shared.sum()),
+        "clusters": int(len(shared)),
+        "merged_away": int(shared.sum() - len(shared)),
+        "cross_dataset_clusters": int((datasets > 1).sum()),
+    }
+
+
 def split_report(
     images: pd.DataFrame,
     processed: pd.DataFrame,
@@ -255,6 +273,7 @@ def split_report(
             "cross_dataset_images": int(removed_images["reason"].str.contains("cross-dataset").sum()),
         },
         "moved_to_train": {"images": int(len(moved)), "clusters": int(moved["cluster"].nunique())},
+        "train_merged": _train_merged(kept_images),
         "datasets": datasets,
     }
 

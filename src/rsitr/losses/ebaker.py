@@ -26,10 +26,16 @@ Eliminate Before Align (EBA):
   of ``state_dict`` (``get_extra_state``), so they survive checkpoint and resume.
 
 The terms returned are ``global_infonce``, ``local_infonce`` (local on) and ``mlm`` (KER
-on; already multiplied by ``mlm_weight``, since the trainer sums the terms). Logits are
-``logit_scale * score``; the local score is the normalised Frobenius norm (root-mean-square
-token cosine, see ``rsitr.models.local_alignment``), so both InfoNCE terms see logits on the
-cosine scale times 20.
+on; already multiplied by ``mlm_weight``, since the trainer sums the terms).
+
+Paper-exact by default (``docs/methods.md``, EBAKER): each InfoNCE is the SUM of its two
+cross-entropies, ``CE(i2t) + CE(t2i)`` (Eq. 13 and the released ``CLIPLoss``), so the MLM
+weight 0.5 has its paper meaning; ``direction_reduction="mean"`` averages them instead
+(rsitr option). Logits are ``logit_scale * score`` (x 20 at the fixed temperature 0.05); the
+local score is the raw Frobenius norm over every context position unless the variant turns on
+``local_normalize`` / ``text_positions="real"`` (``rsitr.models.local_alignment``). The EBA
+threshold is taken over the whole FIFO bank (``scope="bank"``, the released code) or over the
+pairs of the previous epoch only (``scope="epoch"``, the paper's wording).
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rsitr.config.schema import EbakerOptions
+from rsitr.config.schema import EbakerOptions, method_options
 from rsitr.data.manifest import select_split
 from rsitr.losses.infonce import masked_cross_entropy, same_image_mask
 from rsitr.models.local_alignment import local_similarity
@@ -116,12 +122,11 @@ class EbakerLoss(nn.Module):
         variant: Any | None = None,
         *,
         options: EbakerOptions | None = None,
-        scope: Literal["epoch", "bank"] = "epoch",
+        scope: Literal["epoch", "bank"] | None = None,
     ):
         super().__init__()
-        if options is None:
-            options = getattr(variant, "options", None)
-        self.options: EbakerOptions = options if isinstance(options, EbakerOptions) else EbakerOptions()
+        self.options: EbakerOptions = options if options is not None else method_options(variant, EbakerOptions)
+        scope = scope or self.options.scope  # the keyword overrides the options (tests)
         if scope not in ("epoch", "bank"):
             raise ValueError(f"scope must be 'epoch' or 'bank', got {scope!r}")
         self.scope = scope
@@ -178,7 +183,8 @@ class EbakerLoss(nn.Module):
         terms = {"global_infonce": self._infonce(global_logits, mask, rows)}
         if self.options.local and "image_tokens" in outputs:
             local = local_similarity(
-                outputs["image_tokens"], outputs["text_tokens"], outputs["text_mask"].sum(dim=1)
+                outputs["image_tokens"], outputs["text_tokens"], outputs["text_mask"].sum(dim=1),
+                normalize=self.options.local_normalize,
             )  # [B, B]
             terms["local_infonce"] = self._infonce(scale * local, mask, rows)
         if self.options.ker and "mlm_logits" in outputs:
@@ -187,10 +193,13 @@ class EbakerLoss(nn.Module):
             terms["mlm"] = self.options.mlm_weight * mlm
         return terms
 
-    @staticmethod
-    def _infonce(logits: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
-        """Mean of i2t and t2i cross-entropy over the kept anchor ``rows``; all columns stay."""
-        return 0.5 * (masked_cross_entropy(logits, mask, rows) + masked_cross_entropy(logits.T, mask, rows))
+    def _infonce(self, logits: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+        """i2t + t2i cross-entropy (each a mean over the kept anchor ``rows``; all columns stay).
+
+        Summed as the paper and release (``direction_reduction="sum"``), or averaged.
+        """
+        both = masked_cross_entropy(logits, mask, rows) + masked_cross_entropy(logits.T, mask, rows)
+        return both if self.options.direction_reduction == "sum" else 0.5 * both
 
     def _record(self, dropped: torch.Tensor, positive: torch.Tensor, batch: dict[str, Any]) -> None:
         indices = dropped.nonzero().squeeze(1).tolist()

@@ -16,6 +16,8 @@ with ``j != i`` and ``m = margin`` (0.2). Like PE-RSITR's VSE++ code, the loss i
 over the batch (not averaged), so its scale grows with the batch size. Pairs whose
 samples share an image (two captions of one image in the batch) are not negatives: they
 are removed from the max, for the cross term and the intra terms alike.
+
+The paper-exact behaviour, rsitr's options and the remaining deviations: docs/methods.md (PE-RSITR).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rsitr.config import PetlOptions
+from rsitr.config import PetlOptions, method_options
 from rsitr.losses.infonce import same_image_mask
 
 REQUIRED_OUTPUTS = ("image_features", "text_features", "image_features_aug", "text_features_aug")
@@ -57,8 +59,7 @@ class HmmcLoss(nn.Module):
 
     def __init__(self, variant: object | None = None):
         super().__init__()
-        options = getattr(variant, "options", None)
-        options = options if isinstance(options, PetlOptions) else PetlOptions()
+        options = method_options(variant, PetlOptions)
         self.margin = float(options.margin)
         self.weights = {
             "hmmc_cross": float(options.weights.cross),

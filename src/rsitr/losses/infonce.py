@@ -3,6 +3,9 @@
 Image->text and text->image cross-entropy over the batch's cosine logits. An image has
 several captions, so two captions of one image are never negatives of each other: pairs
 that share an image id (other than the diagonal) are masked out of the softmax.
+
+Same-image mask ids are the near-duplicate clusters of the merged training set
+(docs/methods.md, shared training protocol).
 """
 
 from __future__ import annotations

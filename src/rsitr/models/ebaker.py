@@ -5,8 +5,10 @@ Keyword Explicit Reasoning, ACM MM 2024; seed 004 of rsitr). A fully fine-tuned 
 CLIP (``backbone``) plus, when KER is on, a keyword-reasoning head (``ker_head``):
 
 * global alignment: cosine of the pooled embeddings (CLS / EOT), as CLIP;
-* local alignment (``options.local``): normalised Frobenius norm of the token-pair cosine
-  matrix between text tokens and image patches (``rsitr.models.local_alignment``);
+* local alignment (``options.local``): Frobenius norm of the token-pair cosine matrix
+  between text tokens and image patches (``rsitr.models.local_alignment``): raw, over every
+  context position, as the released code (paper-exact default, ``docs/methods.md``);
+  ``local_normalize`` and ``text_positions="real"`` are rsitr options;
 * inference score: ``global_weight * global + local_weight * local`` (0.6 / 0.4), the local
   part computed in ``eval_block_size`` x ``eval_block_size`` blocks;
 * KER (``options.ker``): keyword pieces of each training caption are replaced by a learned
@@ -32,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rsitr.config import RsitrParams, VariantParams
-from rsitr.config.schema import EbakerOptions
+from rsitr.config.schema import EbakerOptions, method_options
 from rsitr.models.factory import ClipBundle
 from rsitr.models.ker_head import KerHead
 from rsitr.errors import DataError
@@ -51,7 +53,7 @@ class EbakerModel(RetrievalModel):
 
     def __init__(self, bundle: ClipBundle, variant: VariantParams, params: RsitrParams):
         super().__init__(bundle, variant, params)
-        options = variant.options if isinstance(variant.options, EbakerOptions) else EbakerOptions()
+        options = method_options(variant, EbakerOptions)
         self.options: EbakerOptions = options
         self.ker_head: KerHead | None = None
         if options.ker:
@@ -166,7 +168,7 @@ class EbakerModel(RetrievalModel):
             image_embeddings["global"], text_embeddings["global"],
             image_embeddings["tokens"], text_embeddings["tokens"], text_embeddings["mask"],
             global_weight=options.global_weight, local_weight=options.local_weight,
-            block_size=options.eval_block_size,
+            block_size=options.eval_block_size, normalize=options.local_normalize,
         )
 
     # ------------------------------------------------------------------ bookkeeping

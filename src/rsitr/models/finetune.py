@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from rsitr.config import FinetuneOptions, method_options
 from rsitr.models.retrieval_model import RetrievalModel
 
 
 class FinetuneModel(RetrievalModel):
     def configure_trainable(self) -> None:
         super().configure_trainable()
-        options = self.variant.options
+        options = method_options(self.variant, FinetuneOptions)
         if not self.model_params.pretrained:  # pretrained weights bring their own temperature
             self.init_temperature(options.init_temperature, options.learnable_temperature)
         else:

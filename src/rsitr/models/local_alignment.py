@@ -7,27 +7,24 @@ the cosines of all (text token, patch) pairs form a matrix ``C`` of shape ``[L_t
 per (image, text) pair, and the local similarity is an L2 norm over the text axis, then
 over the patch axis, i.e. the Frobenius norm ``||C||_F``.
 
-Which text positions count (``text_positions``):
+Which text positions count (``text_positions``, see ``docs/methods.md``):
 
-* ``"real"`` (rsitr's default): the caption's word tokens only, i.e. the positions
-  strictly between SOT and EOT. Padding is excluded; so are SOT, whose output under
-  CLIP's causal self-attention does not depend on the caption at all (it would add a
-  caption-independent, image-dependent bias to every score), and EOT, which is the
-  caption's global feature (the paper, Sec. 2.1.2, likewise takes "the others" besides
-  EOT as the textual local features). A caption with no word token gets local score 0.
-* ``"all"``: every context position (padding included), as the authors' released code.
+* ``"all"`` (paper-exact default, the released code): every context position (77 for
+  CLIP), padding, SOT and EOT included.
+* ``"real"`` (rsitr option): the caption's word tokens only, strictly between SOT and EOT.
+  Padding is excluded; so are SOT, whose output under CLIP's causal self-attention does not
+  depend on the caption at all (a caption-independent, image-dependent bias), and EOT, the
+  caption's global feature (the paper, Sec. 2.1.2, takes "the others" besides EOT). A
+  caption with no word token gets local score 0.
 
-Normalisation (rsitr's choice, documented): the score used everywhere is the Frobenius
-norm divided by ``sqrt(n_t * P)`` (``n_t`` = number of counted text positions), i.e. the
-root-mean-square token-pair cosine, which lies in ``[0, 1]`` like a cosine. Reasons: (1) the
-paper fuses ``0.6 * global + 0.4 * local`` and trains both with the same temperature
-(0.05, logits x 20); an unnormalised Frobenius norm of a ``[77, 49]`` cosine matrix is up
-to ~61x larger than a cosine, so the fusion weights and the temperature would mean nothing
-(InfoNCE logits of several hundred); (2) with ``"real"`` positions ``n_t`` varies per caption
-and an unnormalised norm grows with ``sqrt(n_t)``, ranking long captions first. With
-``"all"`` the factor is one constant, so local-only rankings equal the unnormalised ones.
-``normalize=False`` gives the plain Frobenius norm of the spec. (methods.md does not say
-whether the released code rescales; it records the fixed 0.05 temperature only.)
+Normalisation (``normalize``): the paper and the released code use the RAW Frobenius norm
+(default, ``normalize=False``). ``normalize=True`` (rsitr option ``local_normalize``) divides
+it by ``sqrt(n_t * P)`` (``n_t`` = counted text positions), the root-mean-square token-pair
+cosine in ``[0, 1]`` like a cosine: the raw norm of a ``[77, 49]`` matrix is up to ~61x a
+cosine, which dwarfs the global score in ``0.6 * global + 0.4 * local`` and gives InfoNCE
+logits of several hundred at the 0.05 temperature; with ``"real"`` positions a raw norm
+also grows with ``sqrt(n_t)``, ranking long captions first. With ``"all"`` the factor is
+one constant, so local-only rankings are unchanged by it.
 
 Inference computes the ``[N_img, N_txt]`` local matrix in blocks of ``block x block``
 pairs (:func:`blockwise_local_similarity`), so peak memory is bounded by the block size,
@@ -83,7 +80,7 @@ def local_similarity(
     text_tokens: torch.Tensor,
     text_counts: torch.Tensor,
     *,
-    normalize: bool = True,
+    normalize: bool = False,
 ) -> torch.Tensor:
     """Local scores ``[N, C]`` of every image with every caption, in one (differentiable) step.
 
@@ -121,7 +118,7 @@ def blockwise_local_similarity(
     text_mask: torch.Tensor,
     block_size: int = 400,
     *,
-    normalize: bool = True,
+    normalize: bool = False,
     method: Literal["auto", "direct", "gram"] = "auto",
 ) -> torch.Tensor:
     """Local scores ``[N, C]`` computed ``block_size x block_size`` pairs at a time.
@@ -200,6 +197,7 @@ def fused_score(
     global_weight: float = 0.6,
     local_weight: float = 0.4,
     block_size: int = 400,
+    normalize: bool = False,
     method: Literal["auto", "direct", "gram"] = "auto",
 ) -> torch.Tensor:
     """EBAKER's inference score (Eq. 6): ``global_weight * global + local_weight * local``.
@@ -209,6 +207,7 @@ def fused_score(
     scores = global_similarity(image_global, text_global)  # [N, C]
     if image_tokens is None or text_tokens is None or text_mask is None:
         return scores
-    local = blockwise_local_similarity(image_tokens, text_tokens, text_mask, block_size, method=method)
+    local = blockwise_local_similarity(image_tokens, text_tokens, text_mask, block_size, normalize=normalize,
+                                       method=method)
     return scores.mul_(global_weight).add_(local, alpha=local_weight)
 

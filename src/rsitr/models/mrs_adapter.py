@@ -22,6 +22,8 @@ It re-registers the stock block's own children under their own names and holds t
 adapter by reference only, so ``clip.state_dict()`` keys stay those of a stock open_clip
 model (pretrained open_clip / RemoteCLIP / GeoRSCLIP weights still load strictly), and
 the adapter's weights live once, in the module that owns it.
+
+Paper vs released code and rsitr's defaults: docs/methods.md (PE-RSITR).
 """
 
 from __future__ import annotations

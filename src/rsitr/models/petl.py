@@ -15,6 +15,8 @@ Retrieval", IEEE TGRS 2023 (arXiv:2308.12509); seed 002 of rsitr.
   the checkpoint's ``base`` (architecture + pretrained source), rebuilt from it and checked
   against a saved fingerprint. A randomly initialised base (``model.pretrained: ""``) is
   seeded by ``params.seed`` (``rsitr.models.build_model``), so it is rebuilt exactly too.
+
+Paper vs released code and rsitr's defaults: docs/methods.md (PE-RSITR).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import torch.nn.functional as F
 from open_clip.transformer import text_global_pool
 from torch import nn
 
-from rsitr.config import PetlOptions, RsitrParams, VariantParams
+from rsitr.config import PetlOptions, RsitrParams, VariantParams, method_options
 from rsitr.errors import ModelError
 from rsitr.models.factory import ClipBundle
 from rsitr.models.mrs_adapter import MrsAdapter, insert_adapter, tower_blocks, tower_widths
@@ -42,7 +44,7 @@ class PetlModel(RetrievalModel):
 
     def __init__(self, bundle: ClipBundle, variant: VariantParams, params: RsitrParams):
         super().__init__(bundle, variant, params)
-        options: PetlOptions = variant.options
+        options: PetlOptions = method_options(variant, PetlOptions)
         tower_blocks(self.clip)  # fails early, with advice, on a CLIP without transformer towers
         self.adapter = MrsAdapter(
             tower_widths(self.clip),

@@ -127,6 +127,12 @@ class RetrievalModel(nn.Module):
     def load_saved_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.load_state_dict(state, strict=True)
 
+    @torch.no_grad()
+    def clamp_logit_scale(self, max_value: float = math.log(100.0)) -> None:
+        """Clamp a LEARNABLE log temperature to ``[0, ln 100]`` (open_clip_train, after every step)."""
+        if self.clip.logit_scale.requires_grad:
+            self.clip.logit_scale.clamp_(0.0, max_value)
+
     def init_temperature(self, temperature: float, learnable: bool) -> None:
         with torch.no_grad():
             self.clip.logit_scale.fill_(math.log(1.0 / temperature))

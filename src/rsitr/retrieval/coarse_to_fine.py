@@ -16,6 +16,8 @@ with a Coarse-to-Fine Approach", IEEE GRSL 2024, doi:10.1109/LGRS.2024.3494543):
   else cosine). Candidates rank above every other item, which keep their coarse order.
   It returns the seven protocol numbers of the coarse-to-fine ranking, plus those of the
   coarse stage alone and of exhaustive fine scoring, and timings.
+
+Paper vs released code and rsitr's defaults: docs/methods.md (CFITR).
 """
 
 from __future__ import annotations

@@ -13,13 +13,14 @@ of ``rsitr.losses``)::
 
     hinge        = VSE++ bidirectional hinge (hardest negative, as CFITR's released code)
                    on the cosine of the continuous codes, margin ``c2f.margin``
-    quantization = quantization_weight * mean_i ||sign(h_i) - h_i||^2
-    balance      = balance_weight * mean_i (sum_b h_ib)^2
+    quantization = quantization_weight * sum_i ||sign(h_i) - h_i||^2
+    balance      = balance_weight * sum_i (sum_b h_ib)^2
 
 The balance term follows CFITR's released code (``calc_bit_balance_loss``: the sum over
 the bits of each code, squared), which asks every code to hold as many +1 as -1 bits.
-Both regularisers are averaged over the batch (CFITR sums them), so the weights do not
-depend on the batch size. Both modalities contribute to each regulariser.
+Both regularisers are SUMMED over the batch as released (``docs/methods.md``, CFITR);
+``c2f.regulariser_reduction: mean`` averages them instead (rsitr option: the weights then
+do not depend on the batch size). Both modalities contribute to each regulariser.
 """
 
 from __future__ import annotations
@@ -109,11 +110,15 @@ class HashHeads(nn.Module):
 # ----------------------------------------------------------------------------- loss
 
 
-def _regularisers(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-batch mean of ||sign(h) - h||^2 and of (sum over bits of h)^2; ``codes`` [B, bits]."""
-    quantization = (torch.sign(codes).detach() - codes).pow(2).sum(dim=1).mean()
-    balance = codes.sum(dim=1).pow(2).mean()
-    return quantization, balance
+def _regularisers(codes: torch.Tensor, reduction: str = "sum") -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch sum (or mean) of ||sign(h) - h||^2 and of (sum over bits of h)^2; ``codes`` [B, bits]."""
+    quantization = (torch.sign(codes).detach() - codes).pow(2).sum(dim=1)  # [B]
+    balance = codes.sum(dim=1).pow(2)  # [B]
+    if reduction == "mean":
+        return quantization.mean(), balance.mean()
+    if reduction != "sum":
+        raise ValueError(f"regulariser reduction must be 'sum' or 'mean', got {reduction!r}")
+    return quantization.sum(), balance.sum()
 
 
 def hash_loss(
@@ -124,6 +129,7 @@ def hash_loss(
     quantization_weight: float = 0.001,
     balance_weight: float = 0.01,
     hardest: bool = True,
+    regulariser_reduction: str = "sum",
 ) -> dict[str, torch.Tensor]:
     """The three CFITR hashing terms for a batch of matching pairs (row i <-> row i).
 
@@ -131,6 +137,7 @@ def hash_loss(
         image_codes, text_codes: continuous codes ``[B, bits]`` (tanh outputs).
         margin: hinge margin on the cosine of the codes.
         hardest: VSE++ max-violation (CFITR) or the sum over all negatives (VSE0).
+        regulariser_reduction: ``"sum"`` over the batch (released CFITR) or ``"mean"``.
 
     Returns:
         ``{"hinge", "quantization", "balance"}``: weighted scalar terms; the loss is their sum.
@@ -146,8 +153,8 @@ def hash_loss(
         hinge = cost_text.max(dim=1).values.mean() + cost_image.max(dim=0).values.mean()
     else:
         hinge = cost_text.sum(dim=1).mean() + cost_image.sum(dim=0).mean()
-    q_image, b_image = _regularisers(image_codes)
-    q_text, b_text = _regularisers(text_codes)
+    q_image, b_image = _regularisers(image_codes, regulariser_reduction)
+    q_text, b_text = _regularisers(text_codes, regulariser_reduction)
     return {
         "hinge": hinge,
         "quantization": quantization_weight * (q_image + q_text),
@@ -219,6 +226,7 @@ def fit_hash_heads(
             terms = hash_loss(
                 out["image_codes"], out["text_codes"], margin=cfg.margin,
                 quantization_weight=cfg.quantization_weight, balance_weight=cfg.balance_weight, hardest=hardest,
+                regulariser_reduction=cfg.regulariser_reduction,
             )
             loss = sum(terms.values())
             if not torch.isfinite(loss):

@@ -14,6 +14,8 @@ A "hub" (an item similar to everything) has large ``r`` and is pushed down. The 
 symmetric in rows and columns, so it works for [images, captions] and [captions, images]
 alike. ``k`` is clipped to the dimension it is taken over (at most ``n_cols`` for rows, at
 most ``n_rows`` for columns).
+
+See docs/methods.md (CFITR).
 """
 
 from __future__ import annotations

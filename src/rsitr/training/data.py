@@ -1,10 +1,15 @@
 """Batches for retrieval training and evaluation, read from the split manifest.
 
-Training iterates over IMAGES, drawing one caption per image per epoch, so two captions
-of one image never meet in a batch as each other's negatives (the sampling rule of the
-RSITR protocol, see ``docs/methods.md``). Every random choice (caption, flips, 90 degree
-rotations) is a function of ``(seed, epoch, index)``, so a resumed run sees exactly
-the batches an uninterrupted run would.
+An epoch visits every training CAPTION once (5N image-caption pairs for N images), as
+PE-RSITR's and EBAKER's released code and every epoch count in the papers
+(``docs/methods.md``, "Baseline"). Two captions of one image may share a batch; they are
+never each other's negatives because every item carries a MASK id and the losses remove
+same-id pairs from the negatives (``rsitr.losses.infonce.same_image_mask``). The mask id is
+the image's near-duplicate CLUSTER from the dedup step when the manifest has one, so
+near-duplicate images of the merged training set (e.g. RSICD and RSITMD copies of one
+scene) count as one image too. Every random choice (flips, 90 degree rotations, the
+epoch order) is a function of ``(seed, epoch, index)``, so a resumed run sees exactly the
+batches an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -26,8 +31,20 @@ from rsitr.data.manifest import RetrievalSplit
 from rsitr.training.distributed import DistributedContext, shard_batch_indices
 
 
+def mask_groups(split: RetrievalSplit) -> np.ndarray:
+    """``[N]`` int64: the same-image mask id of every image, dense from 0.
+
+    Images of one near-duplicate cluster share an id (``split.image_clusters``); without
+    cluster information every image is its own group.
+    """
+    if not split.image_clusters:
+        return np.arange(split.num_images, dtype=np.int64)
+    _, groups = np.unique(np.asarray(split.image_clusters, dtype=np.int64), return_inverse=True)
+    return groups.astype(np.int64).reshape(-1)
+
+
 class TrainPairs(Dataset):
-    """One item per image: the image (augmented) with one of its captions, drawn per epoch."""
+    """One item per training caption: the caption with its image (augmented) and mask id."""
 
     def __init__(self, split: RetrievalSplit, loader: ImageLoader, augment_options: AugmentParams, seed: int):
         self.split = split
@@ -35,23 +52,32 @@ class TrainPairs(Dataset):
         self.augment_options = augment_options
         self.seed = seed
         self.epoch = 0
-        self.caption_lists = [split.captions_of(i) for i in range(split.num_images)]
+        self.groups = mask_groups(split)  # [N]
+
+    @property
+    def num_images(self) -> int:
+        return self.split.num_images
+
+    @property
+    def num_groups(self) -> int:
+        """Distinct images for the negatives: near-duplicates merged."""
+        return int(np.unique(self.groups).size)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.split.num_images
+        return len(self.split.captions)
 
     def __getitem__(self, index: int) -> dict:
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        caption_index = int(rng.choice(self.caption_lists[index]))
-        image = augment(self.loader.uint8(self.split.image_paths[index]), rng, self.augment_options)
+        image_index = int(self.split.caption_image[index])
+        image = augment(self.loader.uint8(self.split.image_paths[image_index]), rng, self.augment_options)
         return {
             "image": self.loader.normalize(image),
-            "caption": self.split.captions[caption_index],
-            "image_id": index,
-            "caption_id": caption_index,
+            "caption": self.split.captions[index],
+            "image_id": int(self.groups[image_index]),  # the same-image MASK id (cluster)
+            "caption_id": index,
         }
 
 
@@ -65,7 +91,7 @@ def train_batches(dataset: TrainPairs, batch_size: int, epoch: int, num_workers:
     """Batches of an epoch: fixed order, last incomplete batch dropped when the set allows.
 
     Under data parallelism each rank reads its slice of every global batch
-    (``rsitr.training.distributed.shard_batch_indices``), keeping one caption per image.
+    (``rsitr.training.distributed.shard_batch_indices``).
     """
     context = context or DistributedContext()
     dataset.set_epoch(epoch)
@@ -80,7 +106,7 @@ def train_batches(dataset: TrainPairs, batch_size: int, epoch: int, num_workers:
             "images": torch.stack([item["image"] for item in items]),  # [B, 3, S, S]
             "tokens": tokenize(captions),  # [B, L]
             "captions": captions,
-            "image_ids": torch.tensor([item["image_id"] for item in items]),  # [B]
+            "image_ids": torch.tensor([item["image_id"] for item in items]),  # [B] same-image mask ids
             "caption_ids": torch.tensor([item["caption_id"] for item in items]),  # [B]
         }
 

@@ -1,8 +1,14 @@
 """Optimizers and learning-rate schedules of the trainer (open_clip_train's choices).
 
 Weight decay applies to matrices only; gains, biases, the class embedding and the
-temperature are exempt (as open_clip_train's ``exclude``). The schedule is a linear
-warm-up to the base rate, then cosine decay to zero over all optimizer steps.
+temperature are exempt (as open_clip_train's ``exclude``). Schedules (``train.schedule``):
+
+* ``cosine``: a linear warm-up to the base rate, then cosine decay to zero over all
+  optimizer steps (open_clip_train; EBAKER: 200 warm-up steps then cosine);
+* ``step``: the base rate times ``gamma`` every ``step_epochs`` epochs (PE-RSITR's released
+  schedule: x 0.7 every 20 epochs), after the same linear warm-up when ``warmup_steps > 0``.
+
+See docs/methods.md.
 """
 
 from __future__ import annotations
@@ -43,11 +49,24 @@ def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]
     return factor
 
 
+def warmup_step(batches_per_epoch: int, warmup_steps: int, step_epochs: int, gamma: float) -> Callable[[int], float]:
+    """LR multiplier: linear warm-up to 1, then ``gamma ** (epoch // step_epochs)`` (StepLR per epoch)."""
+
+    def factor(step: int) -> float:
+        warm = (step + 1) / warmup_steps if step < warmup_steps else 1.0
+        return warm * gamma ** ((step // max(1, batches_per_epoch)) // step_epochs)
+
+    return factor
+
+
 def steps_per_epoch(items: int, global_batch: int) -> int:
     """Batches per epoch: the last incomplete batch is dropped when the set allows."""
     return max(1, items // global_batch if items > global_batch else 1)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, train: TrainParams, batches_per_epoch: int):
-    total_steps = max(1, train.epochs * batches_per_epoch // train.accumulation_steps)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, train.warmup_steps))
+    if train.schedule == "step":
+        factor = warmup_step(batches_per_epoch, train.warmup_steps, train.step_epochs, train.gamma)
+    else:
+        factor = warmup_cosine(max(1, train.epochs * batches_per_epoch), train.warmup_steps)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

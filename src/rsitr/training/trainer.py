@@ -1,8 +1,12 @@
 """Train one variant: the loop every method shares (open_clip_train is the model).
 
 The model returns a dict of features; the variant's loss returns a dict of named scalar
-terms; the trainer sums them, steps the optimizer (Adam/AdamW, warm-up then cosine,
-gradient clipping and accumulation, bf16 autocast on CUDA) and logs every term. After
+terms; the trainer sums them, steps the optimizer (Adam/AdamW, warm-up then cosine or
+PE-RSITR's step schedule, gradient clipping, bf16 autocast on CUDA), clamps a learnable
+logit scale at ln 100 after every step (open_clip_train) and logs every term. An epoch is
+one pass over every training caption (``rsitr.training.data``; ``train_pairs`` and
+``steps_per_epoch`` are logged). There is no gradient accumulation: a per-micro-batch
+contrastive loss would shrink the negatives to the micro-batch (``docs/methods.md``). After
 each epoch it measures validation mR, keeps the best checkpoint, and writes the last one
 atomically with everything needed to resume exactly (optimizer, scheduler, RNG states,
 the loss's own state such as EBAKER's similarity bank).
@@ -201,6 +205,8 @@ def _prepare_training(session: Session, manifest: pd.DataFrame) -> None:
     session.optimizer = build_optimizer(model, train)
     steps = steps_per_epoch(len(session.dataset), train.batch_size * session.context.world_size)
     session.scheduler = build_scheduler(session.optimizer, train, steps)
+    session.log({"train_pairs": len(session.dataset), "train_images": session.dataset.num_images,
+                 "train_image_groups": session.dataset.num_groups, "steps_per_epoch": steps})
 
 
 def _report_token_lengths(session: Session, split: RetrievalSplit) -> None:
@@ -298,7 +304,7 @@ def _train_epoch(session: Session, state: Progress, epoch: int) -> None:
 
 
 def _train_step(session: Session, state: Progress, epoch: int, step: int, batch: dict[str, Any]) -> dict[str, float]:
-    """Forward, loss terms, backward; an optimizer step every ``accumulation_steps`` micro-batches."""
+    """Forward, loss terms, backward, optimizer step, logit-scale clamp."""
     train = session.variant.train
     batch = {k: v.to(session.device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
     extra = {k: v for k, v in batch.items() if k not in ("images", "tokens")}
@@ -309,14 +315,14 @@ def _train_step(session: Session, state: Progress, epoch: int, step: int, batch:
     loss = sum(terms.values())
     if not torch.isfinite(loss):
         raise TrainingDiverged(_divergence_message(session, state, epoch, step, terms, float(loss.item())))
-    (loss / train.accumulation_steps).backward()
-    if (step + 1) % train.accumulation_steps == 0:
-        if train.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_([p for p in session.model.parameters() if p.requires_grad], train.grad_clip)
-        session.optimizer.step()
-        session.scheduler.step()
-        session.optimizer.zero_grad(set_to_none=True)
-        state.global_step += 1
+    loss.backward()
+    if train.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_([p for p in session.model.parameters() if p.requires_grad], train.grad_clip)
+    session.optimizer.step()
+    session.scheduler.step()
+    session.optimizer.zero_grad(set_to_none=True)
+    session.model.clamp_logit_scale()  # open_clip: logit_scale in [0, ln 100] after every step
+    state.global_step += 1
     values = {k: float(v.detach()) for k, v in {"loss": loss, **terms}.items()}
     if state.global_step % train.log_every == 0:
         session.log({f"train_{k}": v for k, v in values.items()}, step=state.global_step)
