@@ -275,7 +275,7 @@ def parse_upload(content_type: str, body: bytes) -> tuple[bytes, dict[str, str]]
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         payload = part.get_payload(decode=True) or b""
-        if name == "image" or (image is None and part.get_filename()):
+        if name == "image":
             image = payload
         elif name:
             fields[str(name)] = payload.decode("utf-8", "replace")
