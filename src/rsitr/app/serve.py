@@ -313,7 +313,8 @@ def render_page(service: SearchService, *, q: str = "", k: int = 12, result: dic
                 error: str | None = None) -> str:
     served = service.current
     described = served.describe()
-    label = f"{described.get('name', described.get('variant'))} v{described.get('version', '-')}"
+    label = (f"{described['name']} v{described['version']}" if described.get("version")
+             else f"{described.get('variant')} (this project's models/{described.get('variant')}/best.pt)")
     pending = f" &middot; pending: {html.escape(service.pending)}" if service.pending else ""
     if error:
         body = f'<p class="error">{html.escape(error)}</p>'
