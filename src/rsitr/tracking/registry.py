@@ -61,6 +61,7 @@ def _bundled_params(params: RsitrParams, variant: str) -> dict[str, Any]:
     entry = {k: v for k, v in tree["variants"][variant].items() if k != "name"}
     tree["variants"] = {variant: entry}
     tree["c2f"]["variants"] = [v for v in tree["c2f"]["variants"] if v == variant]  # names only this variant
+    tree.pop("serve", None)  # how a service runs is not part of the model (and older rsitr reads the bundle too)
     return tree
 
 
