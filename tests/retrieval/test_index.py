@@ -125,12 +125,19 @@ def test_existing_index_and_mismatched_partial_build_are_refused(gallery, tmp_pa
         )
 
 
-def test_a_variant_name_resolves_to_its_published_checkpoint(tmp_path):
-    from rsitr.app.gallery import resolve_model_ref
+def test_a_model_reference_resolves_to_a_registry_version_or_a_published_checkpoint(tmp_path, monkeypatch):
+    from rsitr.app.gallery import resolve_model
     from rsitr.config import load_params
+    from rsitr.errors import ConfigError, TrackingError
 
-    params = load_params(Path(__file__).resolve().parents[2] / "params.yaml", [f"paths.models={tmp_path}"])
-    with pytest.raises(ModelError, match="registry URIs"):
-        resolve_model_ref(params, "models:/rsitr-finetune@champion")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    params = load_params(Path(__file__).resolve().parents[2] / "params.yaml",
+                         [f"paths.models={tmp_path}", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"])
+    with pytest.raises(TrackingError, match=r"models:/rsitr-finetune@champion does not resolve"):
+        resolve_model(params, "models:/rsitr-finetune@champion")
+    with pytest.raises(ConfigError, match="is not models:/<name>@<alias>"):
+        resolve_model(params, "models:/rsitr-finetune")
     with pytest.raises(ModelError, match=r"finetune/best.pt not found; train the variant first"):
-        resolve_model_ref(params, "finetune")
+        resolve_model(params, "finetune")
+    with pytest.raises(ConfigError, match="unknown variant 'nosuch'"):
+        resolve_model(params, "nosuch")

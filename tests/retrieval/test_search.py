@@ -259,3 +259,42 @@ def test_cli_end_to_end_with_a_trained_tiny_model(tmp_path):
         hits.append(image_key in [r["id"] for r in result["results"]])
     print(f"right image in the top 5: {np.mean(hits):.3f} of {len(hits)} test captions")
     assert np.mean(hits) > 0.5
+
+
+def test_the_served_searcher_matches_c2f_and_exact_search(searchable, tmp_path):
+    from rsitr.errors import ConfigError, ModelError
+    from rsitr.retrieval.served import GallerySearcher
+
+    model, heads, index = searchable["model"], searchable["heads"], searchable["index"]
+    caption = "a green square in cell 4"
+    # hash coarse stage + the model's scorer: the CFITR pipeline of search_index, result for result
+    hashed = GallerySearcher(index, model, heads=heads, coarse="hash", candidates=8).search_text(caption, 5)
+    reference = search_index(index, model, heads, text=caption, top_k=5, candidates=8)
+    assert [r["id"] for r in hashed["results"]] == [r["id"] for r in reference["results"]]
+    np.testing.assert_allclose([r["score"] for r in hashed["results"]], [r["score"] for r in reference["results"]],
+                               atol=1e-6)
+    # float coarse stages with a shortlist covering the gallery: the exact ranking of the model's scorer
+    q = model.embed_texts(model.tokenize([caption]))
+    gallery = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in index.embeddings.items()}
+    scores = model.score(gallery, q)[:, 0].numpy()
+    exact = [index.ids[i] for i in np.lexsort((np.arange(len(scores)), -scores))[:5]]
+    for kind in ("hnsw", "exact", "ivf"):
+        found = GallerySearcher(index, model, coarse=kind, candidates=len(index)).search_text(caption, 5)
+        assert [r["id"] for r in found["results"]] == exact, kind
+    # the coarse index saved beside an index is loaded, not rebuilt, when it matches
+    from rsitr.retrieval.served import build_float_coarse
+
+    build_float_coarse("hnsw", index.embeddings["global"], {"m": 8}).save(tmp_path / "coarse")
+    loaded = GallerySearcher(index, model, coarse="hnsw", coarse_dir=tmp_path / "coarse")
+    assert loaded.coarse.m == 8
+    # an index built without hash heads holds no codes: float stages work, 'hash' says why not
+    ids, paths = index.ids, index.paths
+    plain = GalleryIndex.load(build_index(model, None, paths, tmp_path / "plain", ids=ids, loader=stub_loader(),
+                                          chunk_size=16, progress=False))
+    assert plain.codes is None and plain.bits is None and not plain.hubness
+    assert GallerySearcher(plain, model, coarse="exact", candidates=len(plain)).search_text(caption, 5)["results"][0][
+        "id"] == exact[0]
+    with pytest.raises(ModelError, match="needs hash heads"):
+        GallerySearcher(plain, model, heads=heads, coarse="hash")
+    with pytest.raises(ConfigError, match="valid coarse stages: exact, hash, hnsw, ivf"):
+        GallerySearcher(index, model, coarse="lsh")

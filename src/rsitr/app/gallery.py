@@ -1,53 +1,125 @@
-"""Gallery indexes and search over them, for a variant trained in this project.
+"""Gallery indexes and search over them, for a trained variant or a registered model version.
 
-``build_gallery_index`` resolves a model reference (a variant name today: its
-``models/<variant>/best.pt`` and ``hash_heads.pt``), checks that the hash heads belong to
-that checkpoint, and encodes a folder of images into a resumable index
-(``rsitr.retrieval.index``). ``search_gallery`` loads the model the index names and runs
-coarse-to-fine search (``rsitr.retrieval.search``).
+``build_gallery_index`` resolves a model reference and encodes a folder of images (or the
+images of a dataset split) into a resumable index (``rsitr.retrieval.index``). References:
+
+* ``models:/<name>@<alias>`` or ``models:/<name>/<version>``: a registered version, downloaded
+  from the registry (weights, config, hash heads when the variant had them);
+* an MLflow run id that has a registered version;
+* a variant name, or its published checkpoint ``models/<variant>/best.pt``.
+
+The index records the model it was built with (registered name, version, alias, model id, run
+id; or variant, run id and checkpoint sha256), never an absolute checkpoint path. When the
+model has hash heads the index also holds CFITR codes; the float coarse index of
+``serve.coarse`` (HNSW by default) is built beside it (``<index>/coarse/``).
+``load_searcher`` loads the model an index names once into a ``GallerySearcher``
+(``rsitr.retrieval.served``); ``rsitr search`` and ``rsitr serve`` use it.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
 import sys
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from rsitr.app.paths import ProjectPaths
-from rsitr.app.runs import published_checkpoint
+from rsitr.app.registry import matching_hash_heads
+from rsitr.app.runs import published_checkpoint, read_run_record
 from rsitr.config import RsitrParams
 from rsitr.data.images import verify_images
+from rsitr.data.manifest import read_manifest
 from rsitr.errors import ConfigError, DataError, ModelError
 from rsitr.models import resolve_device
 from rsitr.models.trained import load_trained_model
 from rsitr.retrieval.hash_head import load_hash_heads
 from rsitr.retrieval.index import BUILD_DIR, INDEX_FILE, GalleryIndex, build_index, list_images, sha256_file
-from rsitr.retrieval.search import search_index
+from rsitr.retrieval.served import FLOAT_COARSE, GallerySearcher, build_float_coarse
+from rsitr.tracking.pyfunc_model import load_model_bundle
+from rsitr.tracking.registry import (
+    ModelVersionRef,
+    download_model_version,
+    resolve_model_version,
+    version_of_run,
+)
 
 MAX_TOP_K = 1000
+COARSE_DIR = "coarse"
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-@dataclass(frozen=True)
-class ModelRef:
-    """Where a retrieval model and its hash heads live on disk."""
+@dataclass
+class ResolvedModel:
+    """A model ready to encode: the network, its hash heads (or None) and what the index records."""
 
-    variant: str
-    checkpoint: Path
-    hash_heads: Path
-    uri: str  # what the user passed
+    record: dict[str, Any]
+    model: Any
+    heads: Any
+    batch_size: int
+    ppsr_k: int
+    variant: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve_model_ref(params: RsitrParams, ref: str) -> ModelRef:
-    """A variant name -> ``models/<variant>/{best.pt, hash_heads.pt}``."""
+def _variant_of_path(params: RsitrParams, ref: str) -> str | None:
+    path = Path(ref)
+    if path.suffix == ".pt" and path.is_file():
+        variant = path.resolve().parent.name
+        if variant in params.variants and path.resolve() == ProjectPaths.of(params).best_checkpoint(variant).resolve():
+            return variant
+        raise ModelError(f"checkpoint {ref!r} is not a published models/<variant>/best.pt of these params; pass the "
+                         f"variant name (one of: {', '.join(params.variants)}) or a models:/ URI")
+    return None
+
+
+def load_registered(params: RsitrParams, ref: ModelVersionRef) -> ResolvedModel:
+    """Download a registered version and rebuild its model (and hash heads) in memory."""
+    with tempfile.TemporaryDirectory(prefix="rsitr-model-") as tmp:
+        bundle = load_model_bundle(download_model_version(params, ref, tmp))
+    v = bundle.params.variant(bundle.variant)
+    return ResolvedModel(record=ref.record() | {"variant": bundle.variant, "arch": bundle.params.model.arch,
+                                                "hash_heads": bundle.heads is not None},
+                         model=bundle.model, heads=bundle.heads, batch_size=v.eval.batch_size,
+                         ppsr_k=bundle.params.c2f.ppsr_k, variant=bundle.variant)
+
+
+def load_variant(params: RsitrParams, variant: str, expected_sha256: str | None = None) -> ResolvedModel:
+    """The variant's published checkpoint (and matching hash heads) from this project's ``models/``."""
+    checkpoint = published_checkpoint(params, variant)
+    checkpoint_sha = sha256_file(checkpoint)
+    if expected_sha256 is not None and expected_sha256 != checkpoint_sha:
+        raise ModelError(f"models/{variant}/best.pt is not the checkpoint this index was built with (retrained "
+                         f"since); rebuild the index: rsitr index build --model {variant} ... --force")
+    heads_file = matching_hash_heads(params, variant, checkpoint)
+    heads = load_hash_heads(heads_file)[0] if heads_file is not None else None
+    record = read_run_record(params, variant)
+    return ResolvedModel(
+        record={"uri": variant, "variant": variant, "arch": params.model.arch, "checkpoint_sha256": checkpoint_sha,
+                "run_id": None if record is None else record.run_id, "hash_heads": heads is not None},
+        model=load_trained_model(params, variant, checkpoint), heads=heads,
+        batch_size=params.variant(variant).eval.batch_size, ppsr_k=params.c2f.ppsr_k, variant=variant)
+
+
+def resolve_model(params: RsitrParams, ref: str) -> ResolvedModel:
+    """A model reference (see the module doc) -> the model in memory."""
     if ref.startswith("models:/"):
-        raise ModelError(f"model registry URIs ({ref!r}) are not supported by `index build` yet; pass a variant "
-                         f"name (one of: {', '.join(params.variants)})")
-    params.variant(ref)  # unknown names fail with the list of valid ones
-    paths = ProjectPaths.of(params)
-    return ModelRef(variant=ref, checkpoint=published_checkpoint(params, ref), hash_heads=paths.hash_heads(ref), uri=ref)
+        return load_registered(params, resolve_model_version(params, ref))
+    variant = _variant_of_path(params, ref)
+    if variant is None and ref not in params.variants and RUN_ID.match(ref):
+        version = version_of_run(params, ref)
+        if version is None:
+            raise ModelError(f"MLflow run {ref} has no registered model version; register it "
+                             "(`rsitr register --variant V --run-id ...`) or pass a variant name")
+        return load_registered(params, version)
+    variant = variant or ref
+    params.variant(variant)  # unknown names fail with the list of valid ones
+    return load_variant(params, variant)
 
 
 def choose_device(params: RsitrParams, variant: str | None, requested: str | None) -> torch.device:
@@ -58,32 +130,59 @@ def choose_device(params: RsitrParams, variant: str | None, requested: str | Non
     return resolve_device("auto")
 
 
-def build_gallery_index(params: RsitrParams, model: str, images: str | Path, out: str | Path, *,
-                        chunk_size: int = 1024, batch_size: int | None = None, device: str | None = None,
-                        force: bool = False, progress: bool = True) -> GalleryIndex:
-    """Encode every image under ``images`` with ``model`` into the index folder ``out``."""
+def coarse_options(params: RsitrParams, kind: str) -> dict[str, Any]:
+    s = params.serve
+    if kind == "hnsw":
+        return {"m": s.hnsw_m, "ef_construction": s.hnsw_ef_construction, "ef_search": s.hnsw_ef_search,
+                "threads": s.threads}
+    if kind == "ivf":
+        return {"nprobe": s.ivf_nprobe, "threads": s.threads}
+    return {"threads": s.threads}
+
+
+def split_images(params: RsitrParams, split: str) -> tuple[list[str], list[str]]:
+    """``(ids, paths)`` of the images of a split of the processed manifest (``test`` or ``dataset:test``)."""
+    dataset, _, name = split.rpartition(":")
+    manifest = read_manifest(ProjectPaths.of(params).manifest)
+    rows = manifest[manifest["split"] == name]
+    if dataset:
+        rows = rows[rows["dataset"] == dataset]
+    if rows.empty:
+        raise DataError(f"no images in split {split!r}; valid splits: "
+                        f"{', '.join(sorted(set(manifest['split'])))} (optionally prefixed by a dataset, e.g. "
+                        f"{manifest['dataset'].iloc[0]}:test)")
+    rows = rows.drop_duplicates("image_id").sort_values("image_id")
+    return rows["image_id"].astype(str).tolist(), [str(Path(p).resolve()) for p in rows["image_path"]]
+
+
+def build_gallery_index(params: RsitrParams, model: str, images: str | Path | None, out: str | Path, *,
+                        split: str | None = None, chunk_size: int = 1024, batch_size: int | None = None,
+                        device: str | None = None, force: bool = False, progress: bool = True) -> GalleryIndex:
+    """Encode every image under ``images`` (or of ``split``) with ``model`` into the index folder ``out``."""
     out_dir = Path(out)
     if (out_dir / INDEX_FILE).exists() and not (out_dir / BUILD_DIR).exists() and not force:
         raise DataError(f"index {str(out)!r} already exists; pass --force to rebuild it")
-    ids, image_paths = readable_images(*list_images(images))  # fails fast on an empty or missing folder
-    ref = resolve_model_ref(params, model)
-    torch_device = choose_device(params, ref.variant, device)
-    net = load_trained_model(params, ref.variant, ref.checkpoint).to(torch_device).eval()
-    heads, meta = load_hash_heads(ref.hash_heads)
-    checkpoint_sha = sha256_file(ref.checkpoint)
-    if meta.get("checkpoint_sha256") not in (None, checkpoint_sha):
-        raise ModelError(
-            f"hash heads {str(ref.hash_heads)!r} were trained on another checkpoint than {str(ref.checkpoint)!r}; "
-            f"re-run `rsitr c2f train --variant {ref.variant}`"
-        )
+    if (images is None) == (split is None):
+        raise ConfigError("give either --images DIR or --split NAME (not both)")
+    listed = list_images(images) if images is not None else split_images(params, split)  # fails fast when empty
+    ids, image_paths = readable_images(*listed)
+    resolved = resolve_model(params, model)
+    torch_device = choose_device(params, resolved.variant, device)
+    heads = None if resolved.heads is None else resolved.heads.to(torch_device).eval()
+    if force:
+        shutil.rmtree(out_dir / COARSE_DIR, ignore_errors=True)
     built = build_index(
-        net, heads.to(torch_device).eval(), image_paths, out_dir, ids=ids, chunk_size=chunk_size,
-        batch_size=batch_size or params.variant(ref.variant).eval.batch_size, ppsr_k=params.c2f.ppsr_k,
-        device=torch_device, force=force, progress=progress,
-        model_info={"uri": ref.uri, "variant": ref.variant, "arch": params.model.arch,
-                    "checkpoint": str(ref.checkpoint.resolve()), "checkpoint_sha256": checkpoint_sha},
+        resolved.model.to(torch_device).eval(), heads, image_paths, out_dir, ids=ids, chunk_size=chunk_size,
+        batch_size=batch_size or resolved.batch_size, ppsr_k=resolved.ppsr_k, device=torch_device, force=force,
+        progress=progress, model_info=resolved.record,
     )
-    return GalleryIndex.load(built)
+    index = GalleryIndex.load(built)
+    kind = params.serve.coarse
+    if kind in FLOAT_COARSE:  # the served coarse stage, built once here rather than at every server start
+        coarse_dir = out_dir / COARSE_DIR
+        shutil.rmtree(coarse_dir, ignore_errors=True)
+        build_float_coarse(kind, index.embeddings["global"], coarse_options(params, kind)).save(coarse_dir)
+    return index
 
 
 def readable_images(ids: list[str], image_paths: list[str]) -> tuple[list[str], list[str]]:
@@ -100,34 +199,60 @@ def readable_images(ids: list[str], image_paths: list[str]) -> tuple[list[str], 
     return [i for i, _ in kept], [p for _, p in kept]
 
 
-def check_query(text: str | None, image: str | None, top_k: int, candidates: int | None) -> None:
+def check_query(text: str | None, image: str | None, top_k: int, candidates: int | None,
+                max_top_k: int = MAX_TOP_K) -> None:
     """One-line errors for queries that cannot mean anything."""
     if (text is None) == (image is None):
         raise ConfigError("give either a text query or --image PATH (not both)")
     if text is not None and not text.strip():
         raise ConfigError("the text query is empty; give a few words, e.g. \"two white storage tanks\"")
-    if not 1 <= top_k <= MAX_TOP_K:
-        raise ConfigError(f"--top-k must be between 1 and {MAX_TOP_K}, got {top_k}")
+    if not 1 <= top_k <= max_top_k:
+        raise ConfigError(f"--top-k must be between 1 and {max_top_k}, got {top_k}")
     if candidates is not None and candidates < 1:
         raise ConfigError(f"--candidates must be at least 1, got {candidates}")
 
 
+def index_model(index: GalleryIndex) -> dict[str, Any]:
+    info = index.manifest.get("model") or {}
+    if not (info.get("version") or info.get("variant")):
+        raise ModelError(f"index {str(index.root)!r} does not name the model it was built with; rebuild it")
+    return info
+
+
+def load_index_model(params: RsitrParams, index: GalleryIndex) -> ResolvedModel:
+    """The exact model an index was built with: its registered version, or the variant's same checkpoint."""
+    info = index_model(index)
+    if info.get("version") and info.get("name"):
+        ref = ModelVersionRef(name=info["name"], version=str(info["version"]), alias=info.get("alias"),
+                              model_id=info.get("model_id"), run_id=info.get("run_id"), variant=info.get("variant"))
+        return load_registered(params, ref)
+    return load_variant(params, info["variant"], expected_sha256=info.get("checkpoint_sha256"))
+
+
+def make_searcher(params: RsitrParams, index: GalleryIndex, resolved: ResolvedModel, *, device: str | None = None,
+                  coarse: str | None = None, fine: str | None = None, candidates: int | None = None,
+                  ppsr: bool = True) -> GallerySearcher:
+    kind = coarse or params.serve.coarse
+    torch_device = choose_device(params, resolved.variant, device)
+    heads = None if resolved.heads is None else resolved.heads.to(torch_device).eval()
+    return GallerySearcher(index, resolved.model.to(torch_device), heads=heads, coarse=kind,
+                           fine=fine or params.serve.fine, candidates=candidates or params.serve.candidates,
+                           coarse_options=coarse_options(params, kind), coarse_dir=index.root / COARSE_DIR,
+                           use_ppsr=ppsr and params.c2f.ppsr, device=torch_device)
+
+
+def load_searcher(params: RsitrParams, index_dir: str | Path, **options: Any) -> GallerySearcher:
+    """Load the index and ITS model once; ``options`` as ``make_searcher``."""
+    index = GalleryIndex.load(index_dir)
+    return make_searcher(params, index, load_index_model(params, index), **options)
+
+
 def search_gallery(params: RsitrParams, index_dir: str | Path, *, text: str | None = None,
                    image: str | None = None, top_k: int = 10, candidates: int | None = None, ppsr: bool = True,
-                   coarse_only: bool = False, device: str | None = None) -> dict[str, Any]:
-    """Coarse-to-fine search of ``index_dir`` with the model it was built with."""
+                   coarse_only: bool = False, coarse: str | None = None, device: str | None = None) -> dict[str, Any]:
+    """One query against ``index_dir`` with the model it was built with (``rsitr search``)."""
     check_query(text, image, top_k, candidates)
-    index = GalleryIndex.load(index_dir)
-    info = index.manifest["model"]
-    variant = info.get("variant")
-    if not variant:
-        raise ModelError(f"index {str(index_dir)!r} does not name the model it was built with")
-    torch_device = choose_device(params, variant, device)
-    model = load_trained_model(params, variant, Path(info["checkpoint"])).to(torch_device).eval()
-    heads, _ = index.load_heads()
-    c2f = params.c2f
-    return search_index(
-        index, model, heads.to(torch_device), text=text, image=image, top_k=top_k,
-        candidates=c2f.candidates if candidates is None else candidates, use_ppsr=c2f.ppsr and ppsr, ppsr_k=c2f.ppsr_k,
-        coarse_only=c2f.coarse_only or coarse_only, device=torch_device,
-    ) | {"items": len(index)}
+    searcher = load_searcher(params, index_dir, device=device, coarse=coarse, candidates=candidates, ppsr=ppsr,
+                             fine="none" if coarse_only else None)
+    result = searcher.search_text(text, top_k) if text is not None else searcher.search_image(image, top_k, str(image))
+    return result | {"items": len(searcher), "model": index_model(searcher.index)}

@@ -1,17 +1,23 @@
 """The register step: a variant's trained checkpoint becomes a registered MLflow model version.
 
 The model is logged as an MLflow logged model of the variant's training run (weights,
-config and the rsitr code bundled, ``rsitr.tracking.pyfunc_model``), then registered from
+config, the rsitr code and, when ``models/<variant>/hash_heads.pt`` exists and was trained
+on this checkpoint, the hash heads for coarse-to-fine search; ``rsitr.tracking.pyfunc_model``),
+then registered from
 it as ``<model_prefix>-<variant>`` with alias ``challenger``; ``rsitr promote`` moves
 ``champion`` past the gate (``rsitr.tracking.registry.promote``).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rsitr.app.locks import variant_lock
 from rsitr.app.paths import ProjectPaths
 from rsitr.app.runs import variant_run_id
 from rsitr.app.runs import published_checkpoint
+from rsitr.retrieval.hash_head import load_hash_heads
+from rsitr.retrieval.index import sha256_file
 from rsitr.config import RsitrParams
 from rsitr.data.manifest import read_manifest
 from rsitr.models.trained import load_trained_model
@@ -34,4 +40,15 @@ def register_variant(params: RsitrParams, variant: str, *, run_id: str | None = 
         checkpoint = published_checkpoint(params, variant)
         text, image = input_example(params)
         model = load_trained_model(params, v, checkpoint)
-        return register_model(params, variant, run_id, model=model, example_text=text, example_image=image)
+        heads = matching_hash_heads(params, variant, checkpoint)
+        return register_model(params, variant, run_id, model=model, example_text=text, example_image=image,
+                              hash_heads=None if heads is None else str(heads))
+
+
+def matching_hash_heads(params: RsitrParams, variant: str, checkpoint: Path) -> Path | None:
+    """``models/<variant>/hash_heads.pt`` when it exists and was trained on ``checkpoint``, else None."""
+    path = ProjectPaths.of(params).hash_heads(variant)
+    if not path.is_file():
+        return None
+    _, meta = load_hash_heads(path)
+    return path if meta.get("checkpoint_sha256") in (None, sha256_file(checkpoint)) else None

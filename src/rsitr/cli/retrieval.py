@@ -3,8 +3,10 @@
     rsitr c2f train    --variant V      hash heads -> models/V/hash_heads.pt
     rsitr c2f evaluate --variant V      -> metrics/c2f/V/<test_set>.json
     rsitr c2f run      --variant V      train, then evaluate
-    rsitr index build  --model V --images DIR --out INDEX [--chunk-size N]
+    rsitr index build  --model MODEL --images DIR | --split NAME --out INDEX [--chunk-size N]
+                       (MODEL: models:/<name>@<alias>, models:/<name>/<version>, a run id, a variant)
     rsitr search       --index INDEX "text query" | --image PATH  [--top-k 10] [--json]
+    rsitr serve        --index INDEX|DIR [--model models:/<name>@<alias>] [--host H] [--port P]
 """
 
 from __future__ import annotations
@@ -43,10 +45,10 @@ def cmd_c2f_run(args: argparse.Namespace) -> None:
 def cmd_index_build(args: argparse.Namespace) -> None:
     from rsitr.app.gallery import build_gallery_index
 
-    index = build_gallery_index(load(args), args.model, args.images, args.out, chunk_size=args.chunk_size,
-                                batch_size=args.batch_size, device=args.device, force=args.force,
-                                progress=not args.no_progress)
-    print_json({"index": str(index.root), "items": len(index), "bits": index.bits,
+    index = build_gallery_index(load(args), args.model, args.images, args.out, split=args.split,
+                                chunk_size=args.chunk_size, batch_size=args.batch_size, device=args.device,
+                                force=args.force, progress=not args.no_progress)
+    print_json({"index": str(index.root), "items": len(index), "model": index.manifest["model"], "bits": index.bits,
                 "embeddings": index.manifest["embeddings"], "build_seconds": index.manifest["build_seconds"]})
 
 
@@ -55,14 +57,20 @@ def cmd_search(args: argparse.Namespace) -> None:
 
     result = search_gallery(load(args), args.index, text=args.query, image=args.image, top_k=args.top_k,
                             candidates=args.candidates, ppsr=not args.no_ppsr, coarse_only=args.coarse_only,
-                            device=args.device)
+                            coarse=args.coarse, device=args.device)
     if args.json:
         print_json({k: v for k, v in result.items() if k != "items"})
         return
     print(f"{result['mode']} query: {result['query']!r}  ({result['items']} items, {result['candidates']} candidates, "
-          f"ppsr {'on' if result['ppsr'] else 'off'}, {result['timings_ms']['total']:.1f} ms)")
+          f"coarse {result['coarse']}, fine {result['fine']}, {result['timings_ms']['total']:.1f} ms)")
     for item in result["results"]:
         print(f"{item['rank']:>3}  {item['score']:+.4f}  (coarse {item['coarse']:+.3f})  {item['id']}")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from rsitr.app.serve import run_server
+
+    run_server(load(args), args.index, model=args.model, host=args.host, port=args.port, device=args.device)
 
 
 def register(commands: Any) -> None:
@@ -79,8 +87,11 @@ def register(commands: Any) -> None:
     index_sub = index.add_subparsers(dest="index_command", required=True, metavar="SUBCOMMAND")
     build = index_sub.add_parser("build", help="encode a folder of images into a resumable gallery index")
     add_params_options(build)
-    build.add_argument("--model", required=True, help="variant name (models/<variant>/)")
-    build.add_argument("--images", required=True, help="folder of gallery images (searched recursively)")
+    build.add_argument("--model", required=True, help="models:/<name>@<alias> or models:/<name>/<version> (registry), "
+                       "an MLflow run id with a registered version, or a variant name (models/<variant>/best.pt)")
+    build.add_argument("--images", default=None, help="folder of gallery images (searched recursively)")
+    build.add_argument("--split", default=None, help="instead of --images: the images of a split of the processed "
+                       "manifest (test, or dataset:test)")
     build.add_argument("--out", required=True, help="index directory")
     build.add_argument("--chunk-size", type=int, default=1024, help="images per resumable chunk (default 1024)")
     build.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default: eval.batch_size)")
@@ -96,8 +107,20 @@ def register(commands: Any) -> None:
     search.add_argument("--image", help="query by example: an image file")
     search.add_argument("--top-k", type=int, default=10)
     search.add_argument("--candidates", type=int, default=None, help="coarse candidates K (default: c2f.candidates)")
-    search.add_argument("--no-ppsr", action="store_true", help="rank the candidates by plain Hamming similarity")
+    search.add_argument("--coarse", default=None, help="coarse stage: hnsw, ivf, exact or hash (default: serve.coarse)")
+    search.add_argument("--no-ppsr", action="store_true", help="hash coarse stage: plain Hamming similarity")
     search.add_argument("--coarse-only", action="store_true", help="skip the fine re-scoring")
     search.add_argument("--device", default=None)
     search.add_argument("--json", action="store_true", help="print JSON")
     search.set_defaults(handler=cmd_search)
+
+    serve = commands.add_parser("serve", help="HTTP search service and web page; follows a registry alias")
+    add_params_options(serve)
+    serve.add_argument("--index", required=True, help="an index (rsitr index build), or a folder of indexes; new "
+                       "versions are looked up beside it")
+    serve.add_argument("--model", default=None, help="the alias to follow, models:/<name>@<alias> (default: the one "
+                       "the index was built from)")
+    serve.add_argument("--host", default=None, help="default: serve.host (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="default: serve.port (8000)")
+    serve.add_argument("--device", default=None)
+    serve.set_defaults(handler=cmd_serve)

@@ -34,6 +34,7 @@ from rsitr.config.schema import (
     PetlOptions,
     PromotionParams,
     RsitrParams,
+    ServeParams,
     SplitParams,
     SynthParams,
     TextParams,
@@ -62,6 +63,7 @@ __all__ = [
     "PetlOptions",
     "PromotionParams",
     "RsitrParams",
+    "ServeParams",
     "SplitParams",
     "SynthParams",
     "TextParams",
@@ -90,6 +92,7 @@ _SECTIONS: dict[str, type] = {
     "tracking": TrackingParams,
     "promotion": PromotionParams,
     "c2f": CoarseToFineParams,
+    "serve": ServeParams,
 }
 _TOP_LEVEL_KEYS = sorted([*_SECTIONS, "seed", "datasets", "variants"])
 _VARIANT_KEYS = ("method", "train", "options", "eval")

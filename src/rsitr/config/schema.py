@@ -232,6 +232,48 @@ class CoarseToFineParams:
             raise ConfigError(f"{path}.lr: expected a positive learning rate, got {self.lr}")
 
 
+SERVE_COARSE = ("hnsw", "ivf", "exact", "hash")
+SERVE_FINE = ("model", "dense", "none")
+
+
+@dataclass(frozen=True)
+class ServeParams:
+    """Served search (``rsitr serve``, ``rsitr index build``): the coarse and fine stages.
+
+    ``coarse``: ``hnsw`` (default; FAISS HNSW over the float embeddings, fastest at equal
+    recall in benchmarks/bench_search_results.md), ``ivf``, ``exact`` or ``hash`` (CFITR
+    codes of the model's hash heads, + PPSR). ``fine``: ``model`` (the variant's own
+    scorer, EBAKER global + local), ``dense`` (cosine of the global embeddings) or ``none``.
+    """
+
+    coarse: str = "hnsw"
+    fine: str = "model"
+    candidates: int = 70
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 40
+    hnsw_ef_search: int = 128
+    ivf_nprobe: int = 16
+    threads: int = 2
+    poll_s: float = 5.0
+    max_top_k: int = 100
+    max_upload_mb: float = 8.0
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    def validate(self, path: str) -> None:
+        if self.coarse not in SERVE_COARSE:
+            raise ConfigError(f"{path}.coarse: " + unknown_name("coarse stage", self.coarse, SERVE_COARSE))
+        if self.fine not in SERVE_FINE:
+            raise ConfigError(f"{path}.fine: " + unknown_name("fine stage", self.fine, SERVE_FINE))
+        at_least(self, path, 1, "candidates", "hnsw_m", "hnsw_ef_construction", "hnsw_ef_search", "ivf_nprobe",
+                 "threads", "max_top_k", "port")
+        if self.poll_s <= 0 or self.max_upload_mb <= 0:
+            raise ConfigError(f"{path}: poll_s and max_upload_mb must be positive, got {self.poll_s}, "
+                              f"{self.max_upload_mb}")
+        if self.port > 65535:
+            raise ConfigError(f"{path}.port: expected a TCP port <= 65535, got {self.port}")
+
+
 # ---------------------------------------------------------------------------------------
 # Method options: one dataclass per training method, selected by ``variants.<v>.method``.
 
@@ -377,6 +419,7 @@ class RsitrParams:
     tracking: TrackingParams
     promotion: PromotionParams
     c2f: CoarseToFineParams
+    serve: ServeParams
     variants: Mapping[str, VariantParams]
 
     def variant(self, name: str) -> VariantParams:

@@ -7,7 +7,8 @@ a folder of images once and stores, in one directory::
 
     index.json          the manifest, written last (its presence = a complete index)
     items.parquet       id (path relative to the images folder) and absolute path per item
-    codes.npy           uint8 [N, bits / 8]   packed sign codes of the image hash head
+    codes.npy           uint8 [N, bits / 8]   packed sign codes of the image hash head (absent when
+                        the model has no hash heads: such an index is searched by a float coarse stage)
     emb_<key>.npy       float16 [N, ...]      every output of ``model.embed_images``
                         ("global"; EBAKER adds "tokens", which its fine scorer needs)
     hub_text.npy        float32 [N]  PPSR gallery term for text queries (see search.py)
@@ -134,7 +135,7 @@ class _Plan:
 @torch.no_grad()
 def _encode_chunk(
     model: Any,
-    heads: HashHeads,
+    heads: HashHeads | None,
     loader: Any,
     paths: Sequence[str],
     batch_size: int,
@@ -147,8 +148,10 @@ def _encode_chunk(
         batch = torch.stack([loader.normalize(loader.uint8(p)) for p in paths[start : start + batch_size]])  # [b, 3, S, S]
         parts.append({k: v.float().cpu() for k, v in model.embed_images(batch.to(device)).items()})
     embeddings = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}  # [n, ...]
-    codes = heads.pack("image", embeddings["global"])  # [n, bits / 8]
     arrays = {f"emb_{k}": v.numpy().astype(np.float16) for k, v in embeddings.items()}
+    if heads is None:
+        return arrays
+    codes = heads.pack("image", embeddings["global"])  # [n, bits / 8]
     arrays["codes"] = codes
     for name, reference in references.items():
         arrays[f"hub_{name}"] = reference_hubness(codes, reference, ppsr_k)  # [n]
@@ -157,7 +160,7 @@ def _encode_chunk(
 
 def build_index(
     model: Any,
-    heads: HashHeads,
+    heads: HashHeads | None,
     image_paths: Sequence[str],
     out: str | Path,
     *,
@@ -177,7 +180,8 @@ def build_index(
 
     Args:
         model: a retrieval model (``embed_images`` -> dict with ``global``), eval mode.
-        heads: the trained hash heads (their image head makes the codes).
+        heads: the trained hash heads (their image head makes the codes); ``None`` for a
+            model without them: the index then holds the embeddings only (no codes, no PPSR).
         image_paths: gallery images; ``ids`` defaults to the paths.
         references: packed codes of the PPSR reference query sets, e.g.
             ``{"text": training caption codes, "image": training image codes}``; each gives
@@ -204,7 +208,7 @@ def build_index(
     if chunk_size < 1 or batch_size < 1:
         raise ValueError("chunk_size and batch_size must be >= 1")
     device = torch.device(device)
-    references = dict(heads.reference_codes if references is None else references)
+    references = {} if heads is None else dict(heads.reference_codes if references is None else references)
     loader = loader or ImageLoader(model.image_size, model.mean, model.std, cache=False)
     plan = _Plan(ids, paths, int(chunk_size), int(batch_size))
     fingerprint = {
@@ -214,7 +218,7 @@ def build_index(
         "chunk_size": plan.chunk_size,
         "batch_size": plan.batch_size,
         "ppsr_k": int(ppsr_k),
-        "heads_sha256": _sha256_state(heads),
+        "heads_sha256": None if heads is None else _sha256_state(heads),
         "references": {k: hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest() for k, v in sorted(references.items())},
         "model": model_info or {},
     }
@@ -244,7 +248,8 @@ def build_index(
     bar = tqdm(total=len(paths), desc=f"index {out.name}", unit="img", disable=not progress)
     bar.update(len(paths) - sum(len(plan.chunk(c)) for c in todo))
     model.eval()
-    heads.eval()
+    if heads is not None:
+        heads.eval()
     for c in todo:
         arrays = _encode_chunk(model, heads, loader, plan.chunk(c), plan.batch_size, device, reference_indices, int(ppsr_k))
         _write_npz_atomic(build / f"chunk_{c:05d}.npz", arrays)
@@ -266,7 +271,7 @@ def _remove_index_files(out: Path) -> None:
 
 
 def _assemble(
-    out: Path, build: Path, plan: _Plan, heads: HashHeads, references: dict[str, np.ndarray],
+    out: Path, build: Path, plan: _Plan, heads: HashHeads | None, references: dict[str, np.ndarray],
     fingerprint: dict[str, Any], ppsr_k: int, seconds: float,
 ) -> None:
     """Stream the chunk files into memory-mapped arrays, then write the manifest last."""
@@ -289,24 +294,26 @@ def _assemble(
         array.flush()
     del outputs
     pd.DataFrame({"id": plan.ids, "path": plan.paths}).to_parquet(out / "items.parquet", index=False)
-    saved = HashHeads(**heads.config)
-    saved.load_state_dict(heads.state_dict())
-    saved.reference_codes = dict(references)
-    save_hash_heads(out / HASH_HEADS_FILE, saved)
-    files = [f"{name}.npy" for name in layout] + ["items.parquet", HASH_HEADS_FILE]
+    files = [f"{name}.npy" for name in layout] + ["items.parquet"]
+    if heads is not None:
+        saved = HashHeads(**heads.config)
+        saved.load_state_dict(heads.state_dict())
+        saved.reference_codes = dict(references)
+        save_hash_heads(out / HASH_HEADS_FILE, saved)
+        files.append(HASH_HEADS_FILE)
     manifest = {
         "format": INDEX_FORMAT,
         "n_items": n,
-        "bits": heads.bits,
+        "bits": None if heads is None else heads.bits,
         "ppsr_k": ppsr_k,
         "embeddings": {
             name[len("emb_"):]: {"file": f"{name}.npy", "shape": [n, *map(int, shape)], "dtype": str(dtype)}
             for name, (dtype, shape) in layout.items() if name.startswith("emb_")
         },
-        "codes": "codes.npy",
+        "codes": "codes.npy" if "codes" in layout else None,
         "hubness": {name[len("hub_"):]: f"{name}.npy" for name in layout if name.startswith("hub_")},
         "items": "items.parquet",
-        "hash_heads": HASH_HEADS_FILE,
+        "hash_heads": None if heads is None else HASH_HEADS_FILE,
         "model": fingerprint["model"],
         "chunk_size": plan.chunk_size,
         "batch_size": plan.batch_size,
@@ -329,7 +336,7 @@ class GalleryIndex:
     manifest: dict[str, Any]
     ids: list[str]
     paths: list[str]
-    codes: np.ndarray  # uint8 [N, bits / 8]
+    codes: np.ndarray | None  # uint8 [N, bits / 8]; None: built without hash heads
     embeddings: dict[str, np.ndarray]  # name -> float16 [N, ...] (memmap)
     hubness: dict[str, np.ndarray] = field(default_factory=dict)  # "text"/"image" -> float32 [N]
 
@@ -351,7 +358,7 @@ class GalleryIndex:
             manifest=manifest,
             ids=items["id"].astype(str).tolist(),
             paths=items["path"].astype(str).tolist(),
-            codes=np.load(root / manifest["codes"]),
+            codes=np.load(root / manifest["codes"]) if manifest.get("codes") else None,
             embeddings={k: np.load(root / v["file"], mmap_mode="r") for k, v in manifest["embeddings"].items()},
             hubness={k: np.load(root / v) for k, v in manifest["hubness"].items()},
         )
@@ -360,12 +367,23 @@ class GalleryIndex:
         return len(self.ids)
 
     @property
-    def bits(self) -> int:
-        return int(self.manifest["bits"])
+    def bits(self) -> int | None:
+        return None if self.manifest.get("bits") is None else int(self.manifest["bits"])
+
+    @property
+    def has_codes(self) -> bool:
+        return self.codes is not None
+
+    def _require_codes(self) -> None:
+        if self.codes is None:
+            raise ModelError(f"index {str(self.root)!r} has no hash codes (its model has no hash heads); search it "
+                             "with a float coarse stage (hnsw, ivf, exact)")
 
     @cached_property
     def hamming(self) -> HammingIndex:
+        self._require_codes()
         return HammingIndex(self.codes)
 
     def load_heads(self) -> tuple[HashHeads, dict[str, Any]]:
+        self._require_codes()
         return load_hash_heads(self.root / self.manifest["hash_heads"])

@@ -3,7 +3,8 @@
 A logged model (MLflow 3 "Logged Models", linked to its training run) is self-contained:
 its artifacts hold the variant's FULL state dict (``weights.pt``, base weights included,
 so no pretrained download and no ``models/`` folder is needed) and the resolved
-configuration of that one variant (``rsitr.yaml``), and its ``code/`` folder carries the
+configuration of that one variant (``rsitr.yaml``), the variant's coarse-to-fine hash heads
+(``hash_heads.pt``) when it has them, and its ``code/`` folder carries the
 rsitr package itself (``code_paths``), so it loads and serves in an environment that has
 only the pinned dependencies (``mlflow models serve -m models:/rsitr-finetune@champion``)::
 
@@ -28,6 +29,8 @@ import binascii
 import io
 import os
 import re
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +45,13 @@ from rsitr.data.arabic import normalize_arabic
 from rsitr.data.images import ImageLoader
 from rsitr.errors import DataError
 from rsitr.models import build_model
+from rsitr.retrieval.hash_head import HASH_HEADS_FILE, HashHeads, load_hash_heads
 
 WEIGHTS = "weights"
 CONFIG = "config"
+HASH_HEADS = "hash_heads"
+WEIGHTS_FILE = "weights.pt"
+CONFIG_FILE = "rsitr.yaml"
 TEXT_COLUMN = "text"
 IMAGE_COLUMN = "image"
 TEXT_OUTPUT = "text_embedding"
@@ -175,13 +182,47 @@ def requirements() -> list[str]:
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/rsitr: bundled as the model's code
 
 
-def _stage_artifacts(folder: Path, model: Any, params_tree: dict[str, Any], variant: str) -> dict[str, str]:
-    weights = folder / "weights.pt"
+def _stage_artifacts(folder: Path, model: Any, params_tree: dict[str, Any], variant: str,
+                     hash_heads: str | Path | None = None) -> dict[str, str]:
+    weights = folder / WEIGHTS_FILE
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
-    config = folder / "rsitr.yaml"
+    config = folder / CONFIG_FILE
     config.write_text(yaml.safe_dump({"variant": variant, "params": params_tree}, sort_keys=False, allow_unicode=True),
                       encoding="utf-8")
-    return {WEIGHTS: str(weights), CONFIG: str(config)}
+    artifacts = {WEIGHTS: str(weights), CONFIG: str(config)}
+    if hash_heads is not None:
+        artifacts[HASH_HEADS] = str(shutil.copyfile(hash_heads, folder / HASH_HEADS_FILE))
+    return artifacts
+
+
+@dataclass
+class ModelBundle:
+    """A logged model read back from its downloaded folder: everything search needs."""
+
+    params: Any  # RsitrParams of the one variant, as registered
+    variant: str
+    model: Any  # the retrieval model (eval mode, CPU)
+    heads: HashHeads | None  # coarse-to-fine hash heads, when the variant had them
+
+
+def _artifact(folder: Path, name: str) -> Path | None:
+    found = sorted(folder.rglob(name))
+    return found[0] if found else None
+
+
+def load_model_bundle(folder: str | Path) -> ModelBundle:
+    """Rebuild the model (and hash heads) from a downloaded logged model's ``artifacts/``."""
+    folder = Path(folder)
+    config, weights = _artifact(folder, CONFIG_FILE), _artifact(folder, WEIGHTS_FILE)
+    if config is None or weights is None:
+        raise DataError(f"{str(folder)!r} is not an rsitr logged model (no {CONFIG_FILE} / {WEIGHTS_FILE} artifacts)")
+    bundle = yaml.safe_load(config.read_text(encoding="utf-8"))
+    params = params_from_dict(bundle["params"])
+    model = build_model(params, bundle["variant"], load_weights=False)
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
+    heads_file = _artifact(folder, HASH_HEADS_FILE)
+    heads = load_hash_heads(heads_file)[0] if heads_file is not None else None
+    return ModelBundle(params=params, variant=str(bundle["variant"]), model=model.eval(), heads=heads)
 
 
 def log_embedding_model(
@@ -193,6 +234,7 @@ def log_embedding_model(
     example_text: str,
     example_image: str | Path,
     name: str = "model",
+    hash_heads: str | Path | None = None,
 ) -> Any:
     """Log the variant as an MLflow logged model of run ``run_id`` (weights, config, rsitr code).
 
@@ -202,7 +244,7 @@ def log_embedding_model(
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
-        artifacts = _stage_artifacts(Path(tmp), model, params_tree, variant)
+        artifacts = _stage_artifacts(Path(tmp), model, params_tree, variant, hash_heads)
         return mlflow.pyfunc.log_model(
             name=name,
             python_model=EmbeddingModel(),
@@ -211,5 +253,6 @@ def log_embedding_model(
             signature=signature(),
             input_example=input_example(example_text, example_image),
             pip_requirements=requirements(),
-            metadata={"rsitr_variant": variant, "embedding": "global, L2-normalised"},
+            metadata={"rsitr_variant": variant, "embedding": "global, L2-normalised",
+                      "hash_heads": hash_heads is not None},
         )

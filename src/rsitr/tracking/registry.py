@@ -61,6 +61,7 @@ def _bundled_params(params: RsitrParams, variant: str) -> dict[str, Any]:
     entry = {k: v for k, v in tree["variants"][variant].items() if k != "name"}
     tree["variants"] = {variant: entry}
     tree["c2f"]["variants"] = [v for v in tree["c2f"]["variants"] if v == variant]  # names only this variant
+    tree.pop("serve", None)  # how a service runs is not part of the model (and older rsitr reads the bundle too)
     return tree
 
 
@@ -145,7 +146,7 @@ def check_loads(model_uri: str, text: str) -> None:
 
 
 def register_model(params: RsitrParams, variant: str, run_id: str, *, model: Any, example_text: str,
-                   example_image: str) -> Registration:
+                   example_image: str, hash_heads: str | None = None) -> Registration:
     """Log the variant's pyfunc as a logged model of its run, register it, alias it ``challenger``.
 
     Registering a run that already has a version of this model reuses that version.
@@ -160,7 +161,7 @@ def register_model(params: RsitrParams, variant: str, run_id: str, *, model: Any
     name = registered_name(params, variant)
     mlflow.set_tracking_uri(tracking_uri(params))
     info = log_embedding_model(run_id, model=model, params_tree=_bundled_params(params, variant), variant=variant,
-                               example_text=example_text, example_image=example_image)
+                               example_text=example_text, example_image=example_image, hash_heads=hash_heads)
     client.set_terminated(run_id, status="FINISHED")
     check_loads(info.model_uri, example_text)
     version = client.create_model_version(
@@ -305,3 +306,86 @@ def _record(client: Any, decision: PromotionDecision, version: str, reason: str)
     if decision.promoted:
         client.set_registered_model_alias(decision.name, CHAMPION, version)
         client.delete_registered_model_alias(decision.name, CHALLENGER)
+
+
+# ----------------------------------------------------------------------------- resolving for serving
+
+
+@dataclass(frozen=True)
+class ModelVersionRef:
+    """One registered model version, and the alias it was reached through (if any)."""
+
+    name: str
+    version: str
+    alias: str | None
+    model_id: str | None
+    run_id: str | None
+    variant: str | None
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}@{self.alias}" if self.alias else f"models:/{self.name}/{self.version}"
+
+    def record(self) -> dict[str, Any]:
+        """What a gallery index stores about the model it was built with (no file paths)."""
+        return {"uri": self.uri, "name": self.name, "version": self.version, "alias": self.alias,
+                "model_id": self.model_id, "run_id": self.run_id, "variant": self.variant}
+
+
+def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
+    """``models:/<name>@<alias>`` -> (name, alias, None); ``models:/<name>/<version>`` -> (name, None, version)."""
+    body = uri[len("models:/"):] if uri.startswith("models:/") else ""
+    if "@" in body and "/" not in body:
+        name, alias = body.split("@", 1)
+        if name and alias:
+            return name, alias, None
+    elif body.count("/") == 1:
+        name, version = body.split("/")
+        if name and version.isdigit():
+            return name, None, version
+    raise ConfigError(f"model URI {uri!r} is not models:/<name>@<alias> nor models:/<name>/<version>")
+
+
+def _version_ref(version: Any, alias: str | None) -> ModelVersionRef:
+    model_id = getattr(version, "model_id", None)
+    if not model_id and str(version.source or "").startswith("models:/m-"):  # registered from a logged model
+        model_id = str(version.source)[len("models:/"):]
+    return ModelVersionRef(name=version.name, version=str(version.version), alias=alias,
+                           model_id=model_id, run_id=version.run_id,
+                           variant=(version.tags or {}).get("variant"))
+
+
+def resolve_model_version(params: RsitrParams, uri: str, client: Any = None) -> ModelVersionRef:
+    """The version a ``models:/`` URI names now (an alias is followed at call time)."""
+    from mlflow.exceptions import MlflowException
+
+    name, alias, number = parse_model_uri(uri)
+    client = client or registry_client(params)
+    try:
+        version = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, number)
+    except MlflowException:
+        raise TrackingError(f"{uri} does not resolve at {tracking_uri(params)}: no such registered model, alias or "
+                            f"version (promote one with `rsitr promote --variant ...`)") from None
+    return _version_ref(version, alias)
+
+
+def version_of_run(params: RsitrParams, run_id: str, client: Any = None) -> ModelVersionRef | None:
+    """The latest registered version made from MLflow run ``run_id`` (any model), if any."""
+    client = client or registry_client(params)
+    found = client.search_model_versions(f"run_id='{run_id}'")
+    return _version_ref(max(found, key=lambda mv: int(mv.version)), None) if found else None
+
+
+def download_model_version(params: RsitrParams, ref: ModelVersionRef, dst: str) -> str:
+    """Download the version's model artifacts (weights, config, hash heads; not the code) into ``dst``."""
+    import os
+
+    import mlflow
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = tracking_uri(params)
+    ensure_reachable(uri, params.tracking.connect_timeout_s)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{ref.name}/{ref.version}/artifacts",
+                                               dst_path=dst)

@@ -1,0 +1,461 @@
+"""``rsitr serve``: gallery search over HTTP (FastAPI + uvicorn) that follows a registry alias.
+
+The service loads the model ONCE per model version (``GallerySearcher``) and keeps serving it
+while it checks, every ``serve.poll_s`` seconds, where the alias it follows
+(``models:/<name>@<alias>``, by default the one its index was built from) points. When the
+alias moves to another version and an index built with that version exists beside the
+served one (the index folder's parent, or the folder of indexes given), the new version is
+loaded in the background and swapped in without a restart; until then ``/healthz`` names the
+version served and what is pending::
+
+    {"status": "ok", "serving": {"name": "rsitr-finetune", "version": "1", ...},
+     "follows": "models:/rsitr-finetune@champion", "alias_points_to": "2",
+     "pending": "no index for rsitr-finetune v2 yet: rsitr index build --model models:/rsitr-finetune/2 ..."}
+
+Endpoints: ``POST /search/text`` (JSON ``{"query", "top_k"}``), ``POST /search/image``
+(multipart upload, field ``image``, or the raw image bytes; ``?top_k=``): image -> image, the
+index holds images only; ``GET /healthz``; ``GET /gallery/<id>`` (the gallery image, or a
+thumbnail with ``?size=``); ``GET /`` a web page (``/?q=...`` renders results server-side,
+an upload form searches by image). Bad requests get a 4xx with a message, never a 500.
+Multipart bodies are parsed with the standard library (``email``), so python-multipart is
+not needed.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import sys
+import threading
+import urllib.parse
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email import policy
+from email.parser import BytesParser
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from rsitr.app.gallery import check_query, index_model, load_index_model, make_searcher
+from rsitr.config import RsitrParams
+from rsitr.errors import ConfigError, DataError, RsitrError
+from rsitr.retrieval.index import INDEX_FILE, GalleryIndex
+from rsitr.retrieval.served import GallerySearcher
+from rsitr.tracking.registry import parse_model_uri, resolve_model_version
+
+MAX_PIXELS = 40_000_000  # decompression-bomb guard for uploads
+THUMB_SIZES = (64, 128, 160, 256, 512)
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@dataclass
+class Served:
+    """One loaded model version with its index."""
+
+    searcher: GallerySearcher
+    model: dict[str, Any]  # the index's model record
+    index_dir: Path
+    loaded_at: str
+
+    def describe(self) -> dict[str, Any]:
+        keys = ("name", "version", "alias", "model_id", "run_id", "variant", "uri")
+        return {k: self.model.get(k) for k in keys if self.model.get(k) is not None} | {
+            "index": str(self.index_dir), "items": len(self.searcher), "coarse": self.searcher.coarse_kind,
+            "fine": self.searcher.fine, "loaded_at": self.loaded_at}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _read_model_record(folder: Path) -> dict[str, Any] | None:
+    try:
+        manifest = json.loads((folder / INDEX_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest.get("model") or None
+
+
+class SearchService:
+    """The served version, the alias it follows, and the swap when the alias moves."""
+
+    def __init__(self, params: RsitrParams, index: str | Path, *, model: str | None = None,
+                 device: str | None = None, poll_s: float | None = None):
+        self.params, self.device = params, device
+        self.poll_s = float(poll_s if poll_s is not None else params.serve.poll_s)
+        path = Path(index)
+        if (path / INDEX_FILE).is_file():
+            first, self.index_root = path, path.parent
+        elif path.is_dir():
+            first, self.index_root = None, path
+        else:
+            raise DataError(f"no gallery index or folder of indexes at {str(path)!r}; build one with "
+                            "`rsitr index build --model models:/<name>@<alias> --images DIR --out INDEX`")
+        record = _read_model_record(first) if first is not None else None
+        self.follows = model or (record.get("uri") if record and record.get("alias") else None)
+        if self.follows is not None:
+            name, alias, _ = parse_model_uri(self.follows)
+            if alias is None:
+                raise ConfigError(f"--model {self.follows!r} names a fixed version; give an alias to follow, "
+                                  f"e.g. models:/{name}@champion")
+            self.name, self.alias = name, alias
+        self.alias_points_to: str | None = None
+        self.pending: str | None = None
+        self.last_check: str | None = None
+        self.check_error: str | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.current: Served | None = None
+        if self.follows is not None:
+            self.refresh()
+        if self.current is None:
+            if first is None:
+                raise DataError(f"no index under {str(path)!r} was built with the version {self.follows} points to "
+                                f"({self.alias_points_to}); {self.pending or ''}")
+            self.current = self._load(first)
+            if self.follows is not None:
+                self.refresh()
+
+    # -------------------------------------------------------------------- versions
+    def _load(self, index_dir: Path) -> Served:
+        index = GalleryIndex.load(index_dir)
+        searcher = make_searcher(self.params, index, load_index_model(self.params, index), device=self.device)
+        return Served(searcher=searcher, model=index_model(index), index_dir=index_dir, loaded_at=_now())
+
+    def find_index(self, version: str) -> Path | None:
+        """The newest complete index under the index folder built with ``<name>`` version ``version``."""
+        found = []
+        for folder in [self.index_root, *sorted(p for p in self.index_root.iterdir() if p.is_dir())]:
+            record = _read_model_record(folder)
+            if record and record.get("name") == self.name and str(record.get("version")) == str(version):
+                found.append(((folder / INDEX_FILE).stat().st_mtime, folder))
+        return max(found)[1] if found else None
+
+    def refresh(self) -> None:
+        """Resolve the alias; load and swap in its version when an index for it exists."""
+        if self.follows is None:
+            return
+        with self._lock:
+            try:
+                target = resolve_model_version(self.params, self.follows).version
+            except RsitrError as exc:  # registry unreachable or alias removed: keep serving
+                self.check_error = str(exc)
+                self.last_check = _now()
+                return
+            self.check_error, self.last_check, self.alias_points_to = None, _now(), target
+            if self.current is not None and str(self.current.model.get("version")) == target:
+                self.pending = None
+                return
+            folder = self.find_index(target)
+            if folder is None:
+                self.pending = (f"no index for {self.name} v{target} yet: rsitr index build --model "
+                                f"models:/{self.name}/{target} --images DIR --out {self.index_root}/{self.name}-v{target}")
+                return
+            try:
+                loaded = self._load(folder)
+            except Exception as exc:  # noqa: BLE001 - a broken new version must not stop the served one
+                self.pending = f"{self.name} v{target} failed to load from {folder}: {type(exc).__name__}: {exc}"
+                return
+            self.current, self.pending = loaded, None  # one reference swap: requests see old or new, never half
+            print(f"rsitr serve: now serving {self.name} v{target} ({folder})", file=sys.stderr)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            self.refresh()
+
+    def start(self) -> None:
+        if self.follows is not None and self._thread is None:
+            self._thread = threading.Thread(target=self._poll, name="rsitr-alias-poll", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def health(self) -> dict[str, Any]:
+        served = self.current
+        return {"status": "ok", "serving": served.describe() if served else None, "follows": self.follows,
+                "alias_points_to": self.alias_points_to, "pending": self.pending, "last_check": self.last_check,
+                "check_error": self.check_error, "poll_s": self.poll_s if self.follows else None}
+
+    # -------------------------------------------------------------------- queries
+    def search_text(self, query: Any, top_k: Any) -> dict[str, Any]:
+        if not isinstance(query, str):
+            raise BadRequest(400, "'query' must be a string, e.g. {\"query\": \"two white storage tanks\", \"top_k\": 10}")
+        top_k = _int(top_k, "top_k")
+        try:
+            check_query(query, None, top_k, None, max_top_k=self.params.serve.max_top_k)
+        except ConfigError as exc:
+            raise BadRequest(400, str(exc).replace("--top-k", "top_k")) from None
+        served = self.current
+        return served.searcher.search_text(query, top_k) | {"model": served.describe()}
+
+    def search_image(self, data: bytes, top_k: Any, label: str = "upload") -> dict[str, Any]:
+        top_k = _int(top_k, "top_k")
+        try:
+            check_query(None, label, top_k, None, max_top_k=self.params.serve.max_top_k)
+        except ConfigError as exc:
+            raise BadRequest(400, str(exc).replace("--top-k", "top_k")) from None
+        check_image(data)
+        served = self.current
+        try:
+            result = served.searcher.search_image(io.BytesIO(data), top_k, label)
+        except DataError as exc:
+            raise BadRequest(415, f"the upload is not a readable image ({exc})") from None
+        return result | {"model": served.describe()}
+
+    def gallery_path(self, item_id: str) -> str:
+        served = self.current
+        position = _positions(served.searcher.index).get(item_id)
+        if position is None:
+            raise BadRequest(404, f"no gallery item {item_id!r} in the served index")
+        return served.searcher.index.paths[position]
+
+
+def _positions(index: GalleryIndex) -> dict[str, int]:
+    cached = getattr(index, "_positions", None)
+    if cached is None:
+        cached = {item: i for i, item in enumerate(index.ids)}
+        index._positions = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def _int(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise BadRequest(400, f"{name} must be an integer, got {value!r}")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise BadRequest(400, f"{name} must be an integer, got {value!r}") from None
+    if isinstance(value, float) and value != number:
+        raise BadRequest(400, f"{name} must be an integer, got {value!r}")
+    return number
+
+
+def check_image(data: bytes) -> None:
+    """415 unless ``data`` decodes as an image of sane size."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise BadRequest(400, "no image in the request: upload a PNG/JPEG as multipart field 'image' (or as the body)")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.size[0] * image.size[1] > MAX_PIXELS:
+                raise BadRequest(413, f"image is {image.size[0]}x{image.size[1]} pixels; at most {MAX_PIXELS:,}")
+            image.verify()
+    except BadRequest:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise BadRequest(415, f"the upload is not a readable image ({type(exc).__name__}); send a PNG or JPEG") from None
+
+
+def parse_upload(content_type: str, body: bytes) -> tuple[bytes, dict[str, str]]:
+    """``(image bytes, other form fields)`` of a multipart/form-data body, or the raw body itself."""
+    if not content_type.startswith("multipart/form-data"):
+        return body, {}
+    message = BytesParser(policy=policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+    if not message.is_multipart():
+        raise BadRequest(400, "malformed multipart/form-data body")
+    image, fields = None, {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True) or b""
+        if name == "image":
+            image = payload
+        elif name:
+            fields[str(name)] = payload.decode("utf-8", "replace")
+    if image is None:
+        raise BadRequest(400, "no 'image' file field in the multipart form")
+    return image, fields
+
+
+# ------------------------------------------------------------------------ the web page
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>rsitr search</title>
+<style>
+body {{ font-family: sans-serif; margin: 16px; background: #ffffff; color: #222222; }}
+form {{ margin: 6px 0; }} input[type=text] {{ width: 420px; padding: 4px; }}
+.grid {{ display: flex; flex-wrap: wrap; gap: 10px; margin-top: 10px; }}
+figure.result {{ margin: 0; width: 164px; font-size: 12px; }}
+figure.result img {{ width: 160px; height: 160px; object-fit: cover; border: 2px solid #999999; }}
+.meta {{ color: #555555; font-size: 12px; }} .error {{ color: #222222; font-weight: bold; }}
+</style></head><body>
+<h3>rsitr gallery search</h3>
+<div class="meta">serving {serving} &middot; {items} images &middot; coarse {coarse}, fine {fine}{pending}</div>
+<form method="get" action="/"><input type="text" name="q" value="{q}" placeholder="two white storage tanks next to a road">
+ top-k <input type="number" name="k" value="{k}" min="1" max="{max_k}" style="width:56px">
+ <button type="submit">search text &rarr; images</button></form>
+<form method="post" action="/" enctype="multipart/form-data"><input type="file" name="image" accept="image/*">
+ <input type="hidden" name="top_k" value="{k}"><button type="submit">search image &rarr; images</button>
+ <span class="meta">(image &rarr; image: the index holds images only)</span></form>
+{body}
+</body></html>
+"""
+
+
+def render_page(service: SearchService, *, q: str = "", k: int = 12, result: dict[str, Any] | None = None,
+                error: str | None = None) -> str:
+    served = service.current
+    described = served.describe()
+    label = (f"{described['name']} v{described['version']}" if described.get("version")
+             else f"{described.get('variant')} (this project's models/{described.get('variant')}/best.pt)")
+    pending = f" &middot; pending: {html.escape(service.pending)}" if service.pending else ""
+    if error:
+        body = f'<p class="error">{html.escape(error)}</p>'
+    elif result is not None:
+        figures = []
+        for item in result["results"]:
+            src = "/gallery/" + urllib.parse.quote(item["id"]) + "?size=160"
+            figures.append(
+                f'<figure class="result"><img class="thumb" src="{html.escape(src)}" alt="{html.escape(item["id"])}" '
+                f'onload="this.dataset.loaded=this.naturalWidth" onerror="this.dataset.loaded=0">'
+                f'<figcaption>#{item["rank"]} {html.escape(item["id"])}<br>score {item["score"]:.4f}</figcaption>'
+                f'</figure>')
+        body = (f'<div class="meta">{html.escape(result["mode"])}: {html.escape(str(result["query"]))} &middot; '
+                f'{result["timings_ms"]["total"]:.1f} ms</div><div class="grid" id="results">{"".join(figures)}</div>')
+    else:
+        body = ""
+    return PAGE.format(serving=html.escape(label), items=described["items"], coarse=described["coarse"],
+                       fine=described["fine"], pending=pending, q=html.escape(q), k=k,
+                       max_k=service.params.serve.max_top_k, body=body)
+
+
+# ------------------------------------------------------------------------ the app
+
+
+def create_app(service: SearchService, *, start_polling: bool = True) -> FastAPI:
+    """The FastAPI app over ``service`` (polling starts with the app's lifespan)."""
+    max_bytes = int(service.params.serve.max_upload_mb * 1024 * 1024)
+
+    @asynccontextmanager
+    async def lifespan(_app: Any):
+        if start_polling:
+            service.start()
+        yield
+        service.stop()
+
+    app = FastAPI(title="rsitr search", lifespan=lifespan)
+    app.state.service = service
+
+    @app.exception_handler(BadRequest)
+    async def bad_request(_request: Request, exc: BadRequest) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": "invalid request", "detail": exc.errors()}, status_code=422)
+
+    async def read_body(request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            raise BadRequest(413, f"upload of {int(declared):,} bytes is over the limit of {max_bytes:,} "
+                                  "(serve.max_upload_mb)")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise BadRequest(413, f"upload is over the limit of {max_bytes:,} bytes (serve.max_upload_mb)")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        return service.health()
+
+    @app.post("/search/text")
+    async def search_text(request: Request) -> JSONResponse:
+        try:
+            payload = json.loads(await read_body(request) or b"null")
+        except ValueError:
+            raise BadRequest(400, 'the body must be JSON: {"query": "...", "top_k": 10}') from None
+        if not isinstance(payload, dict) or "query" not in payload:
+            raise BadRequest(400, 'the body must be a JSON object with "query" (and optionally "top_k")')
+        result = await run_in_threadpool(service.search_text, payload["query"], payload.get("top_k", 10))
+        return JSONResponse(result)
+
+    @app.post("/search/image")
+    async def search_image(request: Request) -> JSONResponse:
+        data, fields = parse_upload(request.headers.get("content-type", ""), await read_body(request))
+        top_k = request.query_params.get("top_k", fields.get("top_k", 10))
+        return JSONResponse(await run_in_threadpool(service.search_image, data, top_k))
+
+    @app.get("/gallery/{item_id:path}")
+    async def gallery(item_id: str, size: int | None = None) -> Response:
+        path = service.gallery_path(item_id)
+        if size is None:
+            return Response(Path(path).read_bytes(), media_type=_media_type(path))
+        if size not in THUMB_SIZES:
+            raise BadRequest(400, f"size must be one of {', '.join(map(str, THUMB_SIZES))}")
+        return Response(await run_in_threadpool(thumbnail, path, size), media_type="image/jpeg")
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page(q: str = "", k: str = "12") -> HTMLResponse:
+        if not q:
+            return HTMLResponse(render_page(service, k=12))
+        try:
+            result = await run_in_threadpool(service.search_text, q, k)
+            return HTMLResponse(render_page(service, q=q, k=int(k), result=result))
+        except BadRequest as exc:
+            return HTMLResponse(render_page(service, q=q, error=exc.message), status_code=exc.status)
+
+    @app.post("/", response_class=HTMLResponse)
+    async def page_upload(request: Request) -> HTMLResponse:
+        try:
+            data, fields = parse_upload(request.headers.get("content-type", ""), await read_body(request))
+            result = await run_in_threadpool(service.search_image, data, fields.get("top_k", 12))
+            return HTMLResponse(render_page(service, result=result))
+        except BadRequest as exc:
+            return HTMLResponse(render_page(service, error=exc.message), status_code=exc.status)
+
+    return app
+
+
+def _media_type(path: str) -> str:
+    suffix = Path(path).suffix.lower()
+    return {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
+            ".bmp": "image/bmp", ".tif": "image/tiff", ".tiff": "image/tiff"}.get(suffix, "application/octet-stream")
+
+
+@lru_cache(maxsize=4096)
+def thumbnail(path: str, size: int) -> bytes:
+    """JPEG bytes of the image at ``path`` fitted in ``size`` x ``size`` (cached)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        image.thumbnail((size, size))
+        if min(image.size) < size:  # small gallery images are scaled up for the page
+            scale = size / max(image.size)
+            image = image.resize((max(1, round(image.size[0] * scale)), max(1, round(image.size[1] * scale))))
+        out = io.BytesIO()
+        image.save(out, format="JPEG", quality=85)
+        return out.getvalue()
+
+
+def run_server(params: RsitrParams, index: str | Path, *, model: str | None = None, host: str | None = None,
+               port: int | None = None, device: str | None = None) -> None:
+    """Load the served version once, then serve until interrupted (``rsitr serve``)."""
+    import uvicorn
+
+    service = SearchService(params, index, model=model, device=device)
+    health = service.health()
+    print(f"rsitr serve: {json.dumps(health['serving'])}; follows {service.follows or '(a fixed model)'}"
+          f"{'; pending: ' + service.pending if service.pending else ''}", file=sys.stderr)
+    uvicorn.run(create_app(service), host=host or params.serve.host, port=port or params.serve.port,
+                log_level="warning", access_log=False)

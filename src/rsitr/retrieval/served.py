@@ -1,0 +1,144 @@
+"""Search of a gallery index with a model held in memory: one object per served model version.
+
+``GallerySearcher`` is built once (the model loaded, the coarse index built or loaded) and then
+answers queries from any number of threads (FAISS searches and torch inference in eval mode
+do not mutate shared state). Two stages:
+
+* **coarse**: ``hnsw`` / ``ivf`` / ``exact`` over the gallery's global float embeddings
+  (``rsitr.retrieval.ann``; HNSW is the served default, benchmarks/bench_search_results.md), or
+  ``hash``: the CFITR codes of the model's hash heads with single-query PPSR
+  (``rsitr.retrieval.search.ppsr_candidates``); returns ``candidates`` items.
+* **fine**: ``model``: the variant's own scorer (``model.score``: EBAKER global + local, else
+  cosine) for text queries; ``dense``: cosine of the global embeddings; ``none``: the coarse
+  score. Image queries are image -> image (the index holds images only) and are re-scored by
+  the cosine of the global embeddings under ``model`` and ``dense``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rsitr.data.images import ImageLoader
+from rsitr.errors import ConfigError, ModelError, unknown_name
+from rsitr.retrieval.ann import META_FILE, load_coarse_index, make_coarse_index
+from rsitr.retrieval.search import fine_rescore, ppsr_candidates
+
+FLOAT_COARSE = ("hnsw", "ivf", "exact")
+COARSE_STAGES = (*FLOAT_COARSE, "hash")
+FINE_STAGES = ("model", "dense", "none")
+
+__all__ = ["COARSE_STAGES", "FINE_STAGES", "GallerySearcher", "build_float_coarse"]
+
+
+def normalized_rows(array: Any) -> np.ndarray:
+    """``float32 [N, D]`` rows scaled to unit length (float16 memmaps are read in full)."""
+    x = np.asarray(array, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def build_float_coarse(kind: str, embeddings: Any, options: dict[str, Any] | None = None) -> Any:
+    """A float coarse index of ``kind`` over ``[N, D]`` gallery embeddings (normalised here)."""
+    if kind not in FLOAT_COARSE:
+        raise ConfigError(unknown_name("float coarse stage", kind, FLOAT_COARSE))
+    return make_coarse_index(kind, **(options or {})).build(normalized_rows(embeddings))
+
+
+class GallerySearcher:
+    """Coarse-to-fine search of one ``GalleryIndex`` with one in-memory model."""
+
+    def __init__(self, index: Any, model: Any, *, heads: Any = None, coarse: str = "hnsw", fine: str = "model",
+                 candidates: int = 70, coarse_options: dict[str, Any] | None = None, coarse_dir: str | Path | None = None,
+                 use_ppsr: bool = True, device: torch.device | str = "cpu"):
+        if coarse not in COARSE_STAGES:
+            raise ConfigError(unknown_name("coarse stage", coarse, COARSE_STAGES))
+        if fine not in FINE_STAGES:
+            raise ConfigError(unknown_name("fine stage", fine, FINE_STAGES))
+        self.index, self.model, self.heads = index, model.eval(), heads
+        self.coarse_kind, self.fine, self.candidates = coarse, fine, int(candidates)
+        self.device = torch.device(device)
+        self.use_ppsr = use_ppsr
+        self.loader = ImageLoader(model.image_size, model.mean, model.std, cache=False)
+        if coarse == "hash":
+            if heads is None or not index.has_codes:
+                raise ModelError("coarse stage 'hash' needs hash heads in the model and codes in the index; this "
+                                 f"model/index has none: use one of {', '.join(FLOAT_COARSE)} (serve.coarse)")
+            self.coarse = index.hamming
+        else:
+            saved = Path(coarse_dir) if coarse_dir is not None else None
+            if saved is not None and (saved / META_FILE).is_file():
+                self.coarse = load_coarse_index(saved)
+                if self.coarse.kind != coarse or self.coarse.ntotal != len(index):
+                    self.coarse = build_float_coarse(coarse, index.embeddings["global"], coarse_options)
+            else:
+                self.coarse = build_float_coarse(coarse, index.embeddings["global"], coarse_options)
+            if coarse_options and "threads" in coarse_options:
+                self.coarse.threads = coarse_options["threads"]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def mode_for_images(self) -> str:
+        return "image -> image"
+
+    @torch.no_grad()
+    def embed_text(self, text: str) -> dict[str, torch.Tensor]:
+        tokens = self.model.tokenize([text]).to(self.device)
+        return {k: v.float() for k, v in self.model.embed_texts(tokens).items()}  # [1, ...]
+
+    @torch.no_grad()
+    def embed_image(self, source: Any) -> dict[str, torch.Tensor]:
+        """``source``: a path or a binary file object (an upload); raises on undecodable bytes."""
+        pixels = self.loader.normalize(self.loader.uint8(source))[None].to(self.device)  # [1, 3, S, S]
+        return {k: v.float() for k, v in self.model.embed_images(pixels).items()}
+
+    def search_text(self, text: str, top_k: int = 10) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        query = self.embed_text(text)
+        return self._search(query, "text", text, top_k, t0)
+
+    def search_image(self, source: Any, top_k: int = 10, label: str = "upload") -> dict[str, Any]:
+        t0 = time.perf_counter()
+        query = self.embed_image(source)
+        return self._search(query, "image", label, top_k, t0)
+
+    def _coarse(self, query: dict[str, torch.Tensor], mode: str, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids int64 [K], coarse scores float32 [K])`` of one query."""
+        if self.coarse_kind == "hash":
+            codes = self.heads.pack(mode, query["global"])  # [1, bits / 8]
+            hub = self.index.hubness.get(mode) if self.use_ppsr else None
+            found = ppsr_candidates(self.coarse, codes, width, hubness=hub,
+                                    ppsr_k=int(self.index.manifest.get("ppsr_k", 10)))
+            return found["indices"][0], found["adjusted"][0]
+        q = normalized_rows(query["global"].cpu().numpy())  # [1, D]
+        scores, ids = self.coarse.search(q, width)  # [1, K]
+        keep = ids[0] >= 0
+        return ids[0][keep], scores[0][keep]
+
+    def _search(self, query: dict[str, torch.Tensor], mode: str, label: str, top_k: int, t0: float) -> dict[str, Any]:
+        t1 = time.perf_counter()
+        idx, coarse = self._coarse(query, mode, min(len(self.index), max(self.candidates, top_k)))
+        t2 = time.perf_counter()
+        if self.fine == "none":
+            final = coarse.astype(np.float32)
+        elif self.fine == "model" and mode == "text":
+            final = fine_rescore(self.model.score, self.index.embeddings, query, idx, gallery_is_image=True,
+                                 device=self.device)
+        else:
+            gallery = normalized_rows(self.index.embeddings["global"][np.sort(idx)])  # sorted reads of the memmap
+            gallery = gallery[np.searchsorted(np.sort(idx), idx)]  # back to idx order, [K, D]
+            final = (gallery @ normalized_rows(query["global"].cpu().numpy())[0]).astype(np.float32)  # [K]
+        order = np.lexsort((idx, -final))[:top_k]  # score desc, then gallery index asc
+        t3 = time.perf_counter()
+        results = [{"rank": r + 1, "id": self.index.ids[idx[j]], "score": float(final[j]),
+                    "coarse": float(coarse[j])} for r, j in enumerate(order)]
+        ms = lambda s: round(1000.0 * s, 3)  # noqa: E731
+        return {"query": label, "mode": "text -> image" if mode == "text" else "image -> image",
+                "results": results, "candidates": int(idx.shape[0]), "coarse": self.coarse_kind, "fine": self.fine,
+                "timings_ms": {"encode": ms(t1 - t0), "coarse": ms(t2 - t1), "fine": ms(t3 - t2),
+                               "total": ms(t3 - t0)}}
