@@ -43,6 +43,7 @@ from rsitr.config.schema import (
     ZeroshotOptions,
     method_options,
 )
+from rsitr.config.schema import PretrainParams, SynthCorpusParams
 from rsitr.errors import ConfigError, unknown_name
 
 __all__ = [
@@ -69,6 +70,8 @@ __all__ = [
     "TrainParams",
     "VariantParams",
     "ZeroshotOptions",
+    "PretrainParams",
+    "SynthCorpusParams",
     "flatten",
     "load_params",
     "method_options",
@@ -90,6 +93,8 @@ _SECTIONS: dict[str, type] = {
     "tracking": TrackingParams,
     "promotion": PromotionParams,
     "c2f": CoarseToFineParams,
+    "synth_corpus": SynthCorpusParams,
+    "pretrain": PretrainParams,
 }
 _TOP_LEVEL_KEYS = sorted([*_SECTIONS, "seed", "datasets", "variants"])
 _VARIANT_KEYS = ("method", "train", "options", "eval")
