@@ -83,6 +83,31 @@ def test_every_method_starts_from_the_foundation(project: dict[str, Any], varian
         # the method's own embeddings (adapters and heads included) are the foundation's at the start
         assert torch.allclose(model.encode_image(images), foundation.encode_image(images, normalize=True), atol=1e-6)
         assert torch.allclose(model.encode_text(tokens), foundation.encode_text(tokens, normalize=True), atol=1e-6)
-        assert torch.equal(model.clip.logit_scale, foundation.logit_scale)  # the foundation's temperature is kept
+        if variant != "ebaker":  # EBAKER sets its own fixed temperature (options.temperature)
+            assert torch.equal(model.clip.logit_scale, foundation.logit_scale)  # the foundation's is kept
         default = build_model(load_params(REPO / "params.yaml"), variant).eval()
         assert not torch.allclose(default.clip.encode_image(images), model.clip.encode_image(images), atol=1e-4)
+
+
+def test_the_flow_step_skips_a_current_foundation_and_retrains_on_a_change(tmp_path: Path) -> None:
+    from rsitr.app.fingerprint import train_fingerprint
+    from rsitr.app.pretrain import pretrain_step, with_foundation
+
+    generate_corpus(tmp_path / "corpus", 8, seed=5, image_size=(32, 40), shard_size=8, progress=False)
+    overrides = [*_overrides(tmp_path, tmp_path / "corpus" / "corpus.csv"), "pretrain.shuffle_buffer=0"]
+    params = load_params(REPO / "params.yaml", overrides)
+    first = pretrain_step(params, track=False)
+    checkpoint = Path(first["checkpoint"])
+    stamp = checkpoint.stat().st_mtime_ns
+    assert first["skipped"] is False and first["steps"] == 1
+    assert pretrain_step(params, track=False)["skipped"] is True and checkpoint.stat().st_mtime_ns == stamp
+    changed = load_params(REPO / "params.yaml", [*overrides, "pretrain.lr=0.001"])
+    assert pretrain_step(changed, track=False)["skipped"] is False and checkpoint.stat().st_mtime_ns != stamp
+    # variants then start from the foundation, and their fingerprints follow its content
+    variant_params = load_params(REPO / "params.yaml", with_foundation(overrides, str(checkpoint)))
+    assert variant_params.model.pretrained == str(checkpoint)
+    (tmp_path / "data" / "processed").mkdir(parents=True)
+    (tmp_path / "data" / "processed" / "manifest.parquet").write_bytes(b"stand-in manifest")
+    before = train_fingerprint(variant_params, "finetune")
+    pretrain_step(load_params(REPO / "params.yaml", [*overrides, "pretrain.lr=0.003"]), track=False)
+    assert train_fingerprint(variant_params, "finetune") != before

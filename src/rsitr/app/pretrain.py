@@ -16,6 +16,7 @@ an ``mlflow.data`` input, the checkpoint as an artifact, and a registered model 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tempfile
 import types
@@ -159,3 +160,29 @@ def register_foundation(params: RsitrParams, run_id: str, corpus: CsvCorpus | We
         image.write_bytes(sample.image)
         return register_model(fparams, FOUNDATION, run_id, model=model, example_text=sample.caption,
                               example_image=str(image))
+
+
+# --------------------------------------------------------------------------- the benchmark flow's pretrain step
+def current_foundation(params: RsitrParams) -> dict[str, Any] | None:
+    """The published foundation's summary when it was pretrained with today's fingerprint (else None)."""
+    paths = ProjectPaths.of(params)
+    if not (paths.foundation_checkpoint.is_file() and paths.foundation_record.is_file()
+            and paths.foundation_summary.is_file()):
+        return None
+    record = json.loads(paths.foundation_record.read_text(encoding="utf-8"))
+    key = pretrain_fingerprint(params, corpus_version(open_pretrain_corpus(params)))
+    return json.loads(paths.foundation_summary.read_text(encoding="utf-8")) if record.get("fingerprint") == key else None
+
+
+def pretrain_step(params: RsitrParams, *, track: bool = True, progress: bool = False) -> dict[str, Any]:
+    """Pretrain unless the published foundation is current (an interrupted run resumes); its summary."""
+    current = current_foundation(params)
+    if current is not None:
+        print(f"pretrain: {current['checkpoint']} is up to date, skipped")
+        return {**current, "skipped": True}
+    return {**run_pretrain(params, resume=True, track=track, register=track, progress=progress), "skipped": False}
+
+
+def with_foundation(overrides: list[str], checkpoint: str) -> list[str]:
+    """``overrides`` with ``model.pretrained`` set to the foundation, so every variant starts from it."""
+    return [*overrides, f"model.pretrained={checkpoint}"]
