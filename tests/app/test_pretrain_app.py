@@ -18,6 +18,7 @@ from rsitr.config import load_params
 from rsitr.data.synth_corpus import generate_corpus
 from rsitr.models import build_model
 from rsitr.models.factory import register_model_configs
+from rsitr.tracking.mlflow_tracking import ensure_reachable
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,6 +35,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("pretrain")
     generate_corpus(root / "corpus", 16, seed=4, image_size=(32, 48), shard_size=8, progress=False)
     params = load_params(REPO / "params.yaml", _overrides(root, root / "corpus" / "corpus.csv"))
+    from mlflow.tracking import MlflowClient  # artifacts under root, not the current directory
+
+    ensure_reachable(f"sqlite:///{root / 'mlflow.db'}")
+    MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}").create_experiment(
+        params.tracking.experiment, artifact_location=(root / "mlruns").as_uri())
     summary = run_pretrain(params, progress=False)
     return {"root": root, "params": params, "summary": summary}
 
@@ -63,6 +69,7 @@ def test_the_mlflow_run_has_params_losses_corpus_version_and_a_registered_versio
     assert dataset.name == "rsitr-pretrain-corpus"
     assert dataset.digest == md5_file(root / "corpus" / "corpus.csv") == summary["corpus_version"]
     assert "foundation/foundation.pt" in [a.path for a in client.list_artifacts(run.info.run_id, "foundation")]
+    assert run.info.artifact_uri.startswith((root / "mlruns").as_uri())
     assert summary["registered"]["name"] == "rsitr-foundation"
     version = client.get_model_version("rsitr-foundation", summary["registered"]["version"])
     assert version.run_id == run.info.run_id

@@ -404,7 +404,7 @@ CORPUS_FORMATS = ("auto", "csv", "webdataset")
 class SynthCorpusParams:
     """The synthetic web-style caption corpus (``rsitr synth-corpus``), seeded apart from ``synth``."""
 
-    out: str = "data/raw/synth_corpus"
+    out: str = "data/corpus/synth"
     images: int = 10_000
     seed: int = 1
     image_size: tuple[int, int] = (64, 96)
@@ -429,7 +429,7 @@ class PretrainParams:
     """Continual CLIP pretraining (``rsitr pretrain``): a corpus and open_clip_train's values."""
 
     enabled: bool = False  # the benchmark flow pretrains first and every variant starts from the foundation
-    corpus: str = "data/raw/synth_corpus/corpus.csv"  # a CSV, or WebDataset shards (file, glob, {000..009}, folder)
+    corpus: str = "data/corpus/synth/corpus.csv"  # a CSV, or WebDataset shards (file, glob, {000..009}, folder)
     format: Literal["auto", "csv", "webdataset"] = "auto"
     csv_img_key: str = "filepath"
     csv_caption_key: str = "title"
