@@ -61,11 +61,13 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
              "images": str(raw / "synth_sydney" / "images")},
         ],
         "dedup": {"cache": str(root / "phash.json")},
+        "synth_corpus": {"out": str(root / "data" / "raw" / "synth_corpus"), "images": 6, "shard_size": 4,
+                         "workers": 1},
     })
     return {"params": params}
 
 
-@pytest.mark.parametrize("stage", ["synth", "ingest", "dedup", "split"])  # pipeline order: each feeds the next
+@pytest.mark.parametrize("stage", ["synth", "ingest", "dedup", "split", "synth_corpus"])  # pipeline order: each feeds the next
 def test_stage_reads_exactly_its_declared_params(project: dict[str, Any], stage: str) -> None:
     read: set[str] = set()
     DATA_STAGES[stage](Recorder(project["params"], "", read))

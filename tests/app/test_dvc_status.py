@@ -49,6 +49,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["synth"]["images"] = 40
+    params["synth_corpus"].update(images=8, shard_size=4, workers=1)
     params["dedup"]["cache"] = str(root / "phash.json")
     _write_params(root, params)
     _run(root, "git", "init", "-q")
@@ -63,6 +64,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ("dedup.max_distance", 3, "dedup"),
     ("split.seed", 1, "split"),
     ("ingest.strict", True, "ingest"),
+    ("synth_corpus.seed", 2, "synth_corpus"),
 ])
 def test_changing_a_data_param_marks_exactly_its_stage(project: Path, key: str, value: object, stage: str) -> None:
     original = _params(project)

@@ -21,6 +21,7 @@ from rsitr.data.dedup import find_near_duplicate_pairs
 from rsitr.data.ingest import check_no_lost_split, check_not_empty, check_strict, ingest_datasets, rejection_summary
 from rsitr.data.split import split_manifest
 from rsitr.data.synth import generate_benchmark
+from rsitr.data.synth_corpus import generate_corpus
 from rsitr.errors import DataError
 
 
@@ -116,4 +117,22 @@ def run_split(params: RsitrParams) -> dict[str, Any]:
     return result.report
 
 
-DATA_STAGES = {"synth": run_synth, "ingest": run_ingest, "dedup": run_dedup, "split": run_split}
+def run_synth_corpus(params: RsitrParams, *, out: str | None = None, images: int | None = None,
+                     seed: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Write the synthetic caption corpus (``synth_corpus`` stage) to ``synth_corpus.out``; returns its report."""
+    corpus = params.synth_corpus
+    return generate_corpus(
+        Path(out or corpus.out),
+        images if images is not None else corpus.images,
+        seed if seed is not None else corpus.seed,
+        image_size=tuple(corpus.image_size),
+        wrong_caption_rate=corpus.wrong_caption_rate,
+        noise_word_rate=corpus.noise_word_rate,
+        shard_size=corpus.shard_size,
+        workers=corpus.workers,
+        progress=progress,
+    )
+
+
+DATA_STAGES = {"synth": run_synth, "ingest": run_ingest, "dedup": run_dedup, "split": run_split,
+               "synth_corpus": run_synth_corpus}

@@ -81,6 +81,10 @@ def train_config(params: RsitrParams, variant: str) -> dict[str, Any]:
         config["init_from_md5"] = md5_file(v.train.init_from)
     if v.train.init_from_variant:  # retrains when the parent's training would
         config["init_from_variant"] = train_fingerprint(params, v.train.init_from_variant)
+    if params.model.pretrained and Path(params.model.pretrained).is_file():  # e.g. models/foundation/foundation.pt
+        pretrained = Path(params.model.pretrained)
+        config["pretrained_md5"] = _cached_md5(str(pretrained.resolve()), pretrained.stat().st_mtime_ns,
+                                               pretrained.stat().st_size)
     return config
 
 

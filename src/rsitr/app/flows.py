@@ -44,6 +44,7 @@ from rsitr.app.data_state import check_data_current
 from rsitr.app.evaluation import RECALLS, run_evaluate
 from rsitr.app.keywords import run_keywords
 from rsitr.app.leaderboard import run_leaderboard
+from rsitr.app.pretrain import pretrain_step, with_foundation
 from rsitr.app.registry import register_variant
 from rsitr.app.runs import read_run_record
 from rsitr.app.steps import run_step
@@ -107,6 +108,22 @@ def _options(step: str) -> dict[str, Any]:
 def keywords_task(params_path: str, overrides: list[str]) -> dict[str, Any]:
     params = _params(params_path, overrides)
     return run_step(params, "keywords", None, lambda: run_keywords(params))
+
+
+@task(name="pretrain", retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=_retry_transient,
+      cache_policy=NO_CACHE)
+def pretrain_task(params_path: str, overrides: list[str]) -> dict[str, Any]:
+    """Continual pretraining into models/foundation/ (skipped when the published foundation is current)."""
+    params = _params(params_path, overrides)
+    with concurrency(gpu_limit_name(), occupy=1):
+        return pretrain_step(params)
+
+
+def pretrain_first(params_path: str, overrides: list[str]) -> list[str]:
+    """With ``pretrain.enabled``: pretrain (or reuse the current foundation), then every step starts from it."""
+    if not _params(params_path, overrides).pretrain.enabled:
+        return overrides
+    return with_foundation(overrides, pretrain_task(params_path, overrides)["checkpoint"])
 
 
 def gpu_limit_name() -> str:
@@ -336,6 +353,7 @@ def benchmark(
     overrides = effective_overrides(overrides, datasets)
     check_concurrency(concurrency)
     selected = _prepare(params_path, overrides, variants, check_data)
+    overrides = pretrain_first(params_path, overrides)
     keywords_task(params_path, overrides)
     outcomes = run_variants(params_path, overrides, selected, concurrency=concurrency, register=register_models,
                             nproc_per_node=nproc_per_node)
@@ -358,6 +376,7 @@ def one_variant(
     started = time.perf_counter()
     overrides = effective_overrides(overrides, datasets)
     _prepare(params_path, overrides, [variant], check_data)
+    overrides = pretrain_first(params_path, overrides)
     keywords_task(params_path, overrides)
     outcomes = run_variants(params_path, overrides, [variant], concurrency=1, register=register_models,
                             nproc_per_node=nproc_per_node)

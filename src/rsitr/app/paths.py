@@ -15,6 +15,7 @@ splits and models as arguments. Layout (relative to the ``paths`` section of par
     that made it; both change only when a training finishes), ``staging/`` (the training in
     progress: ``last.pt``, ``best.pt``), ``train.json``, ``hash_heads.pt`` (coarse-to-fine),
     ``eliminated.json`` (EBA), ``.lock`` (one process per variant).
+    ``foundation/foundation.pt`` + ``run.json`` + ``pretrain.json`` (``rsitr pretrain``; ``staging/last.pt``).
 ``metrics/`` (written by the flows, committed; ``dvc metrics show`` reads them)
     ``<variant>/<test_set>[.<lang>].json``, ``c2f/<variant>/<test_set>[.<lang>].json``.
 ``reports/`` leaderboard (``leaderboard.md``/``.csv``) and visual retrieval reports.
@@ -28,7 +29,8 @@ from pathlib import Path
 from rsitr.config import PathsParams, RsitrParams
 
 KEYWORDS_DIR = "keywords"
-RESERVED_VARIANT_NAMES = frozenset({KEYWORDS_DIR, "c2f"})
+FOUNDATION_DIR = "foundation"  # continual pretraining (``rsitr pretrain``)
+RESERVED_VARIANT_NAMES = frozenset({KEYWORDS_DIR, "c2f", FOUNDATION_DIR})
 
 
 @dataclass(frozen=True)
@@ -148,3 +150,30 @@ class ProjectPaths:
 
     def retrieval_report_dir(self, variant: str) -> Path:
         return self.reports / "retrieval" / variant
+
+    # ------------------------------------------------------------------ foundation model (continual pretraining)
+    @property
+    def foundation_dir(self) -> Path:
+        """``models/foundation/``: ``foundation.pt`` + ``run.json`` + ``pretrain.json``, ``staging/last.pt``."""
+        return self.models / FOUNDATION_DIR
+
+    @property
+    def foundation_staging(self) -> Path:
+        return self.foundation_dir / "staging"
+
+    @property
+    def foundation_last(self) -> Path:
+        return self.foundation_staging / "last.pt"
+
+    @property
+    def foundation_checkpoint(self) -> Path:
+        """The published foundation model: an open_clip state dict for ``model.pretrained``."""
+        return self.foundation_dir / "foundation.pt"
+
+    @property
+    def foundation_record(self) -> Path:
+        return self.foundation_dir / "run.json"
+
+    @property
+    def foundation_summary(self) -> Path:
+        return self.foundation_dir / "pretrain.json"

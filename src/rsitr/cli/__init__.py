@@ -16,9 +16,10 @@ import threading
 from collections.abc import Sequence
 
 from rsitr.cli import data, model, pipeline, retrieval, tracking
+from rsitr.cli import pretrain
 from rsitr.errors import RsitrError, Terminated
 
-COMMAND_GROUPS = (model, data, pipeline, retrieval, tracking)
+COMMAND_GROUPS = (model, data, pipeline, retrieval, tracking, pretrain)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""``rsitr synth`` and ``rsitr data {inspect,ingest,dedup,split}``: the data commands (DVC stages)."""
+"""``rsitr synth``, ``rsitr synth-corpus`` and ``rsitr data {inspect,ingest,dedup,split}``: the data commands (DVC stages)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,15 @@ def cmd_synth(args: argparse.Namespace) -> None:
     print(f"synthetic benchmark written to {args.out or params.synth.out}", file=sys.stderr)
 
 
+def cmd_synth_corpus(args: argparse.Namespace) -> None:
+    from rsitr.app.data_stages import run_synth_corpus
+
+    params = load(args)
+    report = run_synth_corpus(params, out=args.out, images=args.images, seed=args.seed)
+    print_json({k: v for k, v in report.items() if k != "wrong_caption_keys"})
+    print(f"caption corpus written to {args.out or params.synth_corpus.out}", file=sys.stderr)
+
+
 def cmd_data_inspect(args: argparse.Namespace) -> None:
     from rsitr.data.inspect import inspect_dataset
 
@@ -45,6 +54,13 @@ def register(commands: Any) -> None:
     synth.add_argument("--images", type=int, help="number of distinct images (default: synth.images)")
     synth.add_argument("--seed", type=int, help="random seed (default: synth.seed)")
     synth.set_defaults(handler=cmd_synth)
+
+    corpus = commands.add_parser("synth-corpus", help="generate the synthetic image-caption corpus for `rsitr pretrain`")
+    add_params_options(corpus)
+    corpus.add_argument("--out", help="output folder (default: synth_corpus.out)")
+    corpus.add_argument("--images", type=int, help="number of images (default: synth_corpus.images)")
+    corpus.add_argument("--seed", type=int, help="random seed (default: synth_corpus.seed)")
+    corpus.set_defaults(handler=cmd_synth_corpus)
 
     data = commands.add_parser("data", help="data stages: inspect a download, ingest, dedup, split")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")

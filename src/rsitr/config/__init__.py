@@ -44,6 +44,7 @@ from rsitr.config.schema import (
     ZeroshotOptions,
     method_options,
 )
+from rsitr.config.schema import PretrainParams, SynthCorpusParams
 from rsitr.errors import ConfigError, unknown_name
 
 __all__ = [
@@ -71,6 +72,8 @@ __all__ = [
     "TrainParams",
     "VariantParams",
     "ZeroshotOptions",
+    "PretrainParams",
+    "SynthCorpusParams",
     "flatten",
     "load_params",
     "method_options",
@@ -93,6 +96,8 @@ _SECTIONS: dict[str, type] = {
     "promotion": PromotionParams,
     "c2f": CoarseToFineParams,
     "serve": ServeParams,
+    "synth_corpus": SynthCorpusParams,
+    "pretrain": PretrainParams,
 }
 _TOP_LEVEL_KEYS = sorted([*_SECTIONS, "seed", "datasets", "variants"])
 _VARIANT_KEYS = ("method", "train", "options", "eval")

@@ -421,6 +421,8 @@ class RsitrParams:
     c2f: CoarseToFineParams
     serve: ServeParams
     variants: Mapping[str, VariantParams]
+    synth_corpus: SynthCorpusParams = field(default_factory=lambda: SynthCorpusParams())
+    pretrain: PretrainParams = field(default_factory=lambda: PretrainParams())
 
     def variant(self, name: str) -> VariantParams:
         """The variant called ``name``; an unknown name lists the valid ones."""
@@ -433,3 +435,69 @@ class RsitrParams:
             if dataset.name == name:
                 return dataset
         raise ConfigError(unknown_name("dataset", name, [d.name for d in self.datasets]))
+
+
+# ---------------------------------------------------------------------------------------
+# Continual CLIP pretraining on an image-caption corpus (RemoteCLIP / GeoRSCLIP style).
+
+CORPUS_FORMATS = ("auto", "csv", "webdataset")
+
+
+@dataclass(frozen=True)
+class SynthCorpusParams:
+    """The synthetic web-style caption corpus (``rsitr synth-corpus``), seeded apart from ``synth``."""
+
+    out: str = "data/corpus/synth"
+    images: int = 10_000
+    seed: int = 1
+    image_size: tuple[int, int] = (64, 96)
+    wrong_caption_rate: float = 0.05
+    noise_word_rate: float = 0.25
+    shard_size: int = 1000
+    workers: int = 1
+
+    def validate(self, path: str) -> None:
+        at_least(self, path, 1, "images", "shard_size", "workers")
+        low, high = self.image_size
+        if not 16 <= low <= high:
+            raise ConfigError(f"{path}.image_size: expected [min, max] with 16 <= min <= max, got {list(self.image_size)}")
+        for name in ("wrong_caption_rate", "noise_word_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{path}.{name}: expected a fraction in [0, 1], got {value}")
+
+
+@dataclass(frozen=True)
+class PretrainParams:
+    """Continual CLIP pretraining (``rsitr pretrain``): a corpus and open_clip_train's values."""
+
+    enabled: bool = False  # the benchmark flow pretrains first and every variant starts from the foundation
+    corpus: str = "data/corpus/synth/corpus.csv"  # a CSV, or WebDataset shards (file, glob, {000..009}, folder)
+    format: Literal["auto", "csv", "webdataset"] = "auto"
+    csv_img_key: str = "filepath"
+    csv_caption_key: str = "title"
+    csv_separator: str = ","
+    samples_per_epoch: int = 0  # 0: count the corpus once (sets the cosine schedule's length)
+    epochs: int = 1
+    batch_size: int = 256
+    lr: float = 5.0e-4
+    weight_decay: float = 0.2
+    warmup_steps: int = 20
+    grad_clip: float = 1.0
+    shuffle_buffer: int = 1000  # 0 or 1: corpus order
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 10
+    checkpoint_every: int = 50  # optimizer steps between mid-epoch checkpoints (and one at each epoch end)
+
+    def validate(self, path: str) -> None:
+        at_least(self, path, 1, "epochs", "batch_size", "log_every", "checkpoint_every")
+        at_least(self, path, 0, "samples_per_epoch", "weight_decay", "warmup_steps", "grad_clip", "shuffle_buffer")
+        if self.lr <= 0:
+            raise ConfigError(f"{path}.lr: expected a positive learning rate, got {self.lr}")
+        if not self.corpus:
+            raise ConfigError(f"{path}.corpus: empty; set a corpus CSV or WebDataset shards")
+        if len(self.csv_separator) != 1:
+            raise ConfigError(f"{path}.csv_separator: expected one character (',' or '\\t'), got {self.csv_separator!r}")
+        if not DEVICE_PATTERN.match(self.device):
+            raise ConfigError(f"{path}.device: {self.device!r} is not a device; valid: auto, cpu, cuda, cuda:<index>, mps")
