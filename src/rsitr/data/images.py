@@ -116,6 +116,8 @@ def augment(image: torch.Tensor, rng: np.random.Generator, options: AugmentParam
 
 
 class EvalImages(Dataset):
+    """The normalised images of a split, in order (evaluation and gallery encoding)."""
+
     def __init__(self, paths: Sequence[str], loader: ImageLoader):
         self.paths = list(paths)
         self.loader = loader
@@ -125,16 +127,3 @@ class EvalImages(Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         return self.loader.normalize(self.loader.uint8(self.paths[index]))
-
-
-def augment(image: torch.Tensor, rng: np.random.Generator, options: AugmentParams) -> torch.Tensor:
-    """Random flips and 90 degree rotations of a ``[3, S, S]`` image."""
-    if options.hflip and rng.random() < 0.5:
-        image = image.flip(-1)
-    if options.vflip and rng.random() < 0.5:
-        image = image.flip(-2)
-    if options.rot90:
-        turns = int(rng.integers(0, 4))
-        if turns:
-            image = torch.rot90(image, turns, dims=(-2, -1))
-    return image
