@@ -118,3 +118,14 @@ def test_champion_loads_in_a_fresh_process_with_equal_embeddings(trained_toy: Pa
     np.testing.assert_allclose(served["image"], image, atol=1e-5)
     np.testing.assert_allclose(served["only_text"], text[:1], atol=1e-5)
     assert np.linalg.norm(served["image"], axis=1) == pytest.approx([1.0, 1.0], abs=1e-4)
+
+
+@pytest.mark.parametrize("variant", ["finetune", "finetune_ar", "bilingual", "petl", "ebaker"])
+def test_the_bundled_config_of_every_default_variant_loads_on_its_own(variant: str) -> None:
+    """A registered model carries one variant's config; a parent reference must not break loading it."""
+    from rsitr.config import params_from_dict
+    from rsitr.tracking.registry import _bundled_params
+
+    params = load_params(Path(__file__).resolve().parents[2] / "params.yaml")
+    loaded = params_from_dict(_bundled_params(params, variant))
+    assert list(loaded.variants) == [variant]
