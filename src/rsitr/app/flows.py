@@ -169,13 +169,18 @@ def train_task(params_path: str, overrides: list[str], variant: str, nproc_per_n
     return run_step(params, "train", variant, work)
 
 
+def _recalls(results: dict[str, Any]) -> dict[str, Any]:
+    """The protocol figures of each evaluated (test set, language), as a step result."""
+    return {"metrics": {name: {k: r[k] for k in RECALLS} for name, r in results.items()}}
+
+
 @task(name="evaluate", task_run_name="evaluate-{variant}", **_options("evaluate"))
 def evaluate_task(params_path: str, overrides: list[str], variant: str) -> dict[str, Any]:
     params = _params(params_path, overrides)
 
     def work() -> dict[str, Any]:
         results = run_evaluate(params, variant)
-        return {"metrics": {name: {k: r[k] for k in RECALLS} for name, r in results.items()}}
+        return _recalls(results)
 
     return run_step(params, "evaluate", variant, work)
 
@@ -187,7 +192,7 @@ def c2f_task(params_path: str, overrides: list[str], variant: str) -> dict[str, 
     def work() -> dict[str, Any]:
         run_c2f_train(params, variant)
         results = run_c2f_evaluate(params, variant)
-        return {"metrics": {name: {k: r[k] for k in RECALLS} for name, r in results.items()}}
+        return _recalls(results)
 
     return run_step(params, "c2f", variant, work)
 
