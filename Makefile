@@ -18,7 +18,7 @@ export HF_HUB_OFFLINE := 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install run test test-slow bench clean
+.PHONY: install run ablations test test-slow bench clean
 
 install: $(STAMP)
 
@@ -30,6 +30,11 @@ $(STAMP): pyproject.toml requirements.lock
 run: install
 	$(BIN)/dvc repro
 	PREFECT_HOME=$(CURDIR)/.prefect $(BIN)/rsitr benchmark
+	$(BIN)/rsitr summary
+
+ablations: install
+	$(BIN)/dvc repro
+	PREFECT_HOME=$(CURDIR)/.prefect $(BIN)/rsitr benchmark --ablations
 	$(BIN)/rsitr summary
 
 test: install

@@ -22,6 +22,7 @@ from rsitr.retrieval.binary_codes import hamming_distance, pack_codes
 from rsitr.retrieval.coarse_to_fine import (
     coarse_to_fine_matrices,
     evaluate_coarse_to_fine,
+    fine_pair_share,
     metrics_from_matrices,
     train_hash_heads,
 )
@@ -220,11 +221,20 @@ def test_evaluate_coarse_to_fine_on_stub(cells):
     assert result["metrics"]["mR"] >= result["coarse_metrics"]["mR"]
     assert result["metrics"]["t2i_R10"] >= 90
     assert result["timings"]["fine_pairs"] == 10 * (test.num_images + len(test.captions))
+    n, c = test.num_images, len(test.captions)
+    assert 10 / n <= result["timings"]["fine_pair_share"] <= 10 / n + 10 / c  # union of both directions' pairs
     # every query's candidates span the whole test set: c2f equals exhaustive scoring
     wide = evaluate_coarse_to_fine(model, heads, test, stub_loader(), 16, "cpu", small_c2f(candidates=1000))
-    assert wide["metrics"] == pytest.approx(wide["exhaustive_metrics"])
+    assert wide["metrics"] == pytest.approx(wide["exhaustive_metrics"]) and wide["timings"]["fine_pair_share"] == 1.0
     only = evaluate_coarse_to_fine(model, heads, test, stub_loader(), 16, "cpu", small_c2f(coarse_only=True, ppsr=False))
     assert only["metrics"] == pytest.approx(only["coarse_metrics"])
+
+
+def test_fine_pair_share_counts_each_pair_once():
+    cand_i2t = np.array([[0, 1], [1, 2]])  # [N=2, K=2] captions of each image
+    cand_t2i = np.array([[0], [0], [1]])  # [C=3, K=1] images of each caption
+    # pairs (image, caption): {(0,0),(0,1),(1,1),(1,2)} from i2t, {(0,0),(0,1),(1,2)} from t2i -> 4 of 6
+    assert fine_pair_share(cand_i2t, cand_t2i, 2, 3) == pytest.approx(4 / 6)
 
 
 def test_hamming_similarity_matrix_matches_hamming_distance():

@@ -315,7 +315,7 @@ def _prepare(params_path: str, overrides: list[str], variants: Sequence[str] | N
     """Validate params and variant names, check the code and the data; the variants to run."""
     check_pinned_commit()
     params = _params(params_path, overrides)  # a bad key, name or setting fails here, before any work
-    selected = list(variants or params.variants)
+    selected = list(variants or params.benchmark.variants or params.variants)
     for name in selected:
         params.variant(name)
     if check_data:
@@ -349,7 +349,7 @@ def benchmark(
 ) -> dict[str, Any]:
     """keywords -> train / evaluate / c2f / register every selected variant -> leaderboard.
 
-    ``variants``: names from params (default: all). ``datasets``: restrict training and
+    ``variants``: names from params (default: ``benchmark.variants``, or all). ``datasets``: restrict training and
     test sets to these datasets. ``overrides``: ``section.key=value`` strings as ``--set``.
     ``nproc_per_node``: training processes (GPUs) per variant, launched with torchrun.
     ``check_data``: refuse to start when ``dvc status`` says the data stages are stale.

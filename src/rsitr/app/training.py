@@ -28,7 +28,7 @@ from rsitr.app.keywords import variant_keywords
 from rsitr.app.locks import note_run, variant_lock
 from rsitr.app.paths import ProjectPaths
 from rsitr.app.runs import RunRecord, mark_active, published_checkpoint, read_active_run
-from rsitr.config import RsitrParams, to_dict
+from rsitr.config import RsitrParams, base_weights, to_dict
 from rsitr.data.manifest import read_manifest
 from rsitr.errors import Terminated
 from rsitr.tracking.mlflow_tracking import Tracker, ensure_reachable, tracking_uri
@@ -43,7 +43,7 @@ def variant_tags(params: RsitrParams, variant: str) -> dict[str, str]:
         "variant": variant,
         "method": v.method,
         "arch": params.model.arch,
-        "pretrained": params.model.pretrained or "none",
+        "pretrained": base_weights(v, params.model) or "none",
         "datasets": ",".join(v.train.datasets or [d.name for d in params.datasets]),
         "languages": ",".join(v.train.languages),
     }

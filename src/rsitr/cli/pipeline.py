@@ -30,11 +30,12 @@ def prefect_environment(root: Path) -> None:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> None:
-    load(args)  # a bad params file or override fails here, in one line, before Prefect starts
+    params = load(args)  # a bad params file or override fails here, in one line, before Prefect starts
     prefect_environment(Path.cwd())
     from rsitr.app.flows import benchmark
 
-    result = benchmark(variants=args.variant or None, overrides=args.overrides, params_path=args.params,
+    variants = list(args.variant or []) + (list(params.benchmark.ablations) if args.ablations else [])
+    result = benchmark(variants=variants or None, overrides=args.overrides, params_path=args.params,
                        register_models=not args.no_register, check_data=not args.no_check_data)
     print_json({"leaderboard": result["leaderboard"]["markdown"], "seconds": result["seconds"],
                 "variants": {v: sorted(k for k in o if k != "failed") for v, o in result["variants"].items()}})
@@ -44,7 +45,9 @@ def register(commands: Any) -> None:
     sub = commands.add_parser("benchmark", help="run the Prefect benchmark flow here: keywords, train, evaluate, "
                                                 "c2f, register, leaderboard (skips what is up to date)")
     add_params_options(sub)
-    sub.add_argument("--variant", action="append", help="only these variants (repeatable; default: all)")
+    sub.add_argument("--variant", action="append", help="only these variants (repeatable; default: benchmark.variants)")
+    sub.add_argument("--ablations", action="store_true",
+                     help="run the variants of benchmark.ablations (the rsitr options against the paper-exact variants)")
     sub.add_argument("--no-register", action="store_true", help="do not register models in MLflow")
     sub.add_argument("--no-check-data", action="store_true", help="do not check `dvc status` first")
     sub.set_defaults(handler=cmd_benchmark)

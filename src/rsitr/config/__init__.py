@@ -20,6 +20,7 @@ from rsitr.config.loader import apply_overrides, build_dataclass, coerce, flatte
 from rsitr.config.schema import (
     DATASET_FORMATS,
     AugmentParams,
+    BenchmarkParams,
     METHOD_OPTIONS,
     CoarseToFineParams,
     DatasetParams,
@@ -42,6 +43,7 @@ from rsitr.config.schema import (
     TrainParams,
     VariantParams,
     ZeroshotOptions,
+    base_weights,
     method_options,
 )
 from rsitr.config.schema import PretrainParams, SynthCorpusParams
@@ -49,6 +51,7 @@ from rsitr.errors import ConfigError, unknown_name
 
 __all__ = [
     "AugmentParams",
+    "BenchmarkParams",
     "DATASET_FORMATS",
     "METHOD_OPTIONS",
     "CoarseToFineParams",
@@ -72,6 +75,7 @@ __all__ = [
     "TrainParams",
     "VariantParams",
     "ZeroshotOptions",
+    "base_weights",
     "PretrainParams",
     "SynthCorpusParams",
     "flatten",
@@ -95,6 +99,7 @@ _SECTIONS: dict[str, type] = {
     "tracking": TrackingParams,
     "promotion": PromotionParams,
     "c2f": CoarseToFineParams,
+    "benchmark": BenchmarkParams,
     "serve": ServeParams,
     "synth_corpus": SynthCorpusParams,
     "pretrain": PretrainParams,
@@ -177,9 +182,11 @@ def _build_variants(raw: Any, raw_train: Mapping[str, Any], raw_eval: Mapping[st
 
 def _check_cross_references(params: RsitrParams) -> None:
     names = {d.name for d in params.datasets}
-    for variant in params.c2f.variants:
-        if variant not in params.variants:
-            raise ConfigError("c2f.variants: " + unknown_name("variant", variant, list(params.variants)))
+    for key, listed in (("c2f.variants", params.c2f.variants), ("benchmark.variants", params.benchmark.variants),
+                        ("benchmark.ablations", params.benchmark.ablations)):
+        for variant in listed:
+            if variant not in params.variants:
+                raise ConfigError(f"{key}: " + unknown_name("variant", variant, list(params.variants)))
     for scope, evaluation, train in [("", params.eval, params.train)] + [
         (f"variants.{v.name}.", v.eval, v.train) for v in params.variants.values()
     ]:

@@ -206,6 +206,15 @@ class PromotionParams:
 
 
 @dataclass(frozen=True)
+class BenchmarkParams:
+    """Which variants ``rsitr benchmark`` runs: ``variants`` (``make run``; empty: every variant)
+    and ``ablations`` (``rsitr benchmark --ablations``, ``make ablations``)."""
+
+    variants: tuple[str, ...] = ()
+    ablations: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class CoarseToFineParams:
     """CFITR-style retrieval (Zhou, Wu, Deng, GRSL 2024): hash codes, PPSR, re-ranking."""
 
@@ -280,7 +289,14 @@ class ServeParams:
 
 @dataclass(frozen=True)
 class ZeroshotOptions:
-    """CLIP zero-shot: evaluation only (seed 000)."""
+    """CLIP zero-shot: evaluation only (seed 000).
+
+    ``weights``: "pretrained" evaluates ``model.pretrained`` (the foundation on the default
+    run); "random" evaluates the architecture's seeded random initialisation, the chance
+    reference a pretrained model is measured against (``zeroshot_random``).
+    """
+
+    weights: Literal["pretrained", "random"] = "pretrained"
 
 
 @dataclass(frozen=True)
@@ -345,6 +361,12 @@ class EbakerOptions:
         if self.temperature <= 0 or self.drop_ratio >= 1:
             raise ConfigError(f"{path}: temperature must be > 0 and drop_ratio < 1, got {self.temperature} and "
                               f"{self.drop_ratio}")
+
+
+def base_weights(variant: Any, model: ModelParams) -> str:
+    """The base weights a variant starts from: ``model.pretrained``, or "" (random init)."""
+    options = getattr(variant, "options", None)
+    return "" if isinstance(options, ZeroshotOptions) and options.weights == "random" else model.pretrained
 
 
 METHOD_OPTIONS: dict[str, type] = {
@@ -423,6 +445,7 @@ class RsitrParams:
     variants: Mapping[str, VariantParams]
     synth_corpus: SynthCorpusParams = field(default_factory=lambda: SynthCorpusParams())
     pretrain: PretrainParams = field(default_factory=lambda: PretrainParams())
+    benchmark: BenchmarkParams = field(default_factory=lambda: BenchmarkParams())
 
     def variant(self, name: str) -> VariantParams:
         """The variant called ``name``; an unknown name lists the valid ones."""

@@ -7,9 +7,10 @@ params.yaml picks a method; ``build_model(params, variant)`` builds it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
-from rsitr.config import RsitrParams, VariantParams
+from rsitr.config import RsitrParams, VariantParams, base_weights
 from rsitr.errors import ConfigError, unknown_name
 from rsitr.models.device import resolve_device
 from rsitr.models.ebaker import EbakerModel
@@ -47,7 +48,8 @@ def method_spec(method: str) -> MethodSpec:
 def build_model(params: RsitrParams, variant: str | VariantParams, *, load_weights: bool = True) -> RetrievalModel:
     """The retrieval model of ``variant`` (a name or its params), on CPU, in eval mode."""
     variant = params.variant(variant) if isinstance(variant, str) else variant
-    bundle = build_clip(params.model, load_weights=load_weights, seed=params.seed)
+    model_params = dataclasses.replace(params.model, pretrained=base_weights(variant, params.model))
+    bundle = build_clip(model_params, load_weights=load_weights, seed=params.seed)
     model = method_spec(variant.method).model(bundle, variant, params)
     model.configure_trainable()
     return model.eval()

@@ -41,6 +41,7 @@ from rsitr.errors import DataError
 from rsitr.models.keyword_masking import KeywordMasker
 from rsitr.models.local_alignment import fused_score, prepare_text_tokens, text_position_mask
 from rsitr.models.retrieval_model import Features, RetrievalModel
+from rsitr.models.text_tower import project_text, text_tower, trim_padding
 
 
 def _embed_dim(clip: nn.Module) -> int:
@@ -94,12 +95,7 @@ class EbakerModel(RetrievalModel):
         x = clip.token_embedding(tokens).to(cast_dtype)  # [B, L, W]
         mask_embedding = self.ker_head.mask_embedding.to(cast_dtype)  # [W]
         x = torch.where(keyword_mask.unsqueeze(-1), mask_embedding, x)
-        x = x + clip.positional_embedding.to(cast_dtype)
-        x = clip.transformer(x, attn_mask=clip.attn_mask)
-        x = clip.ln_final(x)  # [B, L, W]
-        if isinstance(clip.text_projection, nn.Linear):
-            return clip.text_projection(x)
-        return x @ clip.text_projection  # [B, L, D]
+        return project_text(clip, text_tower(clip, tokens, token_embeddings=x))  # [B, L, D]
 
     def _local_text(self, tokens: torch.Tensor, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mask = text_position_mask(tokens, self.options.text_positions)  # [B, L]
@@ -116,14 +112,16 @@ class EbakerModel(RetrievalModel):
         """Features for ``EbakerLoss``; ``captions`` are needed for KER (keyword masking)."""
         options = self.options
         image_pooled, patches = self.encode_image_tokens(images)  # [B, D], [B, P, D]
-        text_pooled, text_feats = self.encode_text_tokens(tokens)  # [B, D], [B, L, D]
+        # Trailing padding is skipped unless the local score reads it (paper-exact: all positions)
+        trim = not options.local or options.text_positions == "real"
+        text_pooled, text_feats = self.encode_text_tokens(tokens, trim=trim)  # [B, D], [B, L, D]
         outputs: Features = {
             "image_features": F.normalize(image_pooled, dim=-1),  # [B, D]
             "text_features": F.normalize(text_pooled, dim=-1),  # [B, D]
             "logit_scale": self.logit_scale(),
         }
         if options.local:
-            text_tokens, text_mask = self._local_text(tokens, text_feats)
+            text_tokens, text_mask = self._local_text(tokens[:, : text_feats.shape[1]], text_feats)
             outputs.update({
                 "image_tokens": F.normalize(patches, dim=-1),  # [B, P, D]
                 "text_tokens": text_tokens,  # [B, L, D], zero outside text_mask
@@ -131,7 +129,9 @@ class EbakerModel(RetrievalModel):
             })
         if self.ker_head is not None and captions is not None:
             keyword_mask = self.keyword_masker().mask_for(captions, tokens)  # [B, L] bool
-            masked = self.encode_masked_text_tokens(tokens, keyword_mask)  # [B, L, D]
+            tokens = trim_padding(self.clip, tokens)  # [B, L'] KER reads real positions only (padding keys masked)
+            keyword_mask = keyword_mask[:, : tokens.shape[1]]  # [B, L']
+            masked = self.encode_masked_text_tokens(tokens, keyword_mask)  # [B, L', D]
             image_tokens = torch.cat([image_pooled.unsqueeze(1), patches], dim=1)  # [B, 1+P, D] CLS + patches
             eot = tokens.argmax(dim=-1)  # [B]
             padding = torch.arange(tokens.shape[1], device=tokens.device)[None, :] > eot[:, None]  # [B, L]

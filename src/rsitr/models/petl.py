@@ -33,6 +33,7 @@ from rsitr.errors import ModelError
 from rsitr.models.factory import ClipBundle
 from rsitr.models.mrs_adapter import MrsAdapter, insert_adapter, tower_blocks, tower_widths
 from rsitr.models.retrieval_model import Features, RetrievalModel
+from rsitr.models.text_tower import project_text, text_tower, trim_padding
 
 ADAPTER_PREFIX = "adapter."
 CLIP_PREFIX = "clip."
@@ -72,19 +73,10 @@ class PetlModel(RetrievalModel):
     def encode_text_features(self, tokens: torch.Tensor, augment: bool = False) -> torch.Tensor:
         """Normalised text embeddings ``[B, D]``; ``augment`` drops token embeddings after positions."""
         clip = self.clip
-        cast_dtype = clip.transformer.get_cast_dtype()
-        x = clip.token_embedding(tokens).to(cast_dtype)  # [B, L, W]
-        x = x + clip.positional_embedding.to(cast_dtype)
-        if augment:
-            x = self.token_dropout(x)
-        x = clip.transformer(x, attn_mask=clip.attn_mask)  # [B, L, W]
-        x = clip.ln_final(x)
+        tokens = trim_padding(clip, tokens)  # [B, L'] (exact: causal tower, EOT pooling)
+        x = text_tower(clip, tokens, after_positions=self.token_dropout if augment else None)  # [B, L, W]
         pooled = text_global_pool(x, tokens, clip.text_pool_type, eos_token_id=getattr(clip, "text_eos_id", None))
-        if clip.text_projection is not None:  # [B, W] -> [B, D]
-            if isinstance(clip.text_projection, nn.Linear):
-                pooled = clip.text_projection(pooled)
-            else:
-                pooled = pooled @ clip.text_projection
+        pooled = project_text(clip, pooled)  # [B, W] -> [B, D]
         return F.normalize(pooled, dim=-1)
 
     def forward(self, images: torch.Tensor, tokens: torch.Tensor, **batch: Any) -> Features:

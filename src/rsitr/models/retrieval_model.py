@@ -19,6 +19,7 @@ from torch import nn
 
 from rsitr.config import RsitrParams, VariantParams
 from rsitr.models.factory import ClipBundle
+from rsitr.models.text_tower import pooled_text, project_text, text_tower, trim_padding
 
 Features = dict[str, torch.Tensor]
 
@@ -52,7 +53,7 @@ class RetrievalModel(nn.Module):
         return F.normalize(features, dim=-1) if normalize else features
 
     def encode_text(self, tokens: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-        features = self.clip.encode_text(tokens)  # [B, D]
+        features = pooled_text(self.clip, tokens)  # [B, D], trailing padding skipped (exact: causal tower)
         return F.normalize(features, dim=-1) if normalize else features
 
     def encode_image_tokens(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,18 +67,17 @@ class RetrievalModel(nn.Module):
             tokens = tokens @ visual.proj
         return pooled, tokens
 
-    def encode_text_tokens(self, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pooled (EOT) embedding ``[B, D]`` and projected token features ``[B, L, D]``."""
-        clip = self.clip
-        cast_dtype = clip.transformer.get_cast_dtype()
-        x = clip.token_embedding(text).to(cast_dtype)  # [B, L, W]
-        x = x + clip.positional_embedding.to(cast_dtype)
-        x = clip.transformer(x, attn_mask=clip.attn_mask)
-        x = clip.ln_final(x)  # [B, L, W]
+    def encode_text_tokens(self, text: torch.Tensor, trim: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pooled (EOT) embedding ``[B, D]`` and projected token features ``[B, L, D]``.
+
+        ``trim``: drop the batch's trailing padding columns first (``L`` shrinks; exact for
+        every real position, ``rsitr.models.text_tower``).
+        """
+        if trim:
+            text = trim_padding(self.clip, text)  # [B, L']
+        x = text_tower(self.clip, text)  # [B, L, W]
         pooled = x[torch.arange(x.shape[0], device=x.device), text.argmax(dim=-1)]  # EOT token
-        if isinstance(clip.text_projection, nn.Linear):
-            return clip.text_projection(pooled), clip.text_projection(x)
-        return pooled @ clip.text_projection, x @ clip.text_projection
+        return project_text(self.clip, pooled), project_text(self.clip, x)
 
     def similarity(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
         """Cosine similarity ``[N_img, N_txt]`` of (normalised) global embeddings."""

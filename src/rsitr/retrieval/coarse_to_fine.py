@@ -167,10 +167,19 @@ def coarse_to_fine_matrices(
     _sync(device)
     timings["fine_s"] = time.perf_counter() - start
     timings["fine_pairs"] = int(cand_t2i.size + cand_i2t.size)
+    timings["fine_pair_share"] = fine_pair_share(cand_i2t, cand_t2i, n_images, n_captions)
     result["i2t"] = _two_tier(fine_i2t, coarse)
     result["t2i"] = _two_tier(fine_t2i, coarse)
     result["timings"] = timings
     return result
+
+
+def fine_pair_share(cand_i2t: np.ndarray, cand_t2i: np.ndarray, n_images: int, n_captions: int) -> float:
+    """Share of the ``N x C`` image-caption pairs the fine scorer sees (either direction's candidate)."""
+    scored = np.zeros((n_images, n_captions), dtype=bool)  # [N, C]
+    scored[cand_t2i, np.arange(n_captions)[:, None]] = True  # cand_t2i [C, K]: images of each caption
+    scored[np.arange(n_images)[:, None], cand_i2t] = True  # cand_i2t [N, K]: captions of each image
+    return float(scored.mean())
 
 
 def _two_tier(fine: np.ndarray, coarse: np.ndarray) -> np.ndarray:

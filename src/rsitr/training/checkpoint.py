@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from rsitr.config import RsitrParams, VariantParams, to_dict
+from rsitr.config import RsitrParams, VariantParams, base_weights, to_dict
 from rsitr.models.trained import FORMAT, load_checkpoint, load_trained_model
 
 __all__ = ["FORMAT", "load_checkpoint", "load_trained_model", "remove_stale_temporaries", "save_checkpoint"]
@@ -38,7 +38,7 @@ def save_checkpoint(
         "format": FORMAT,
         "variant": variant.name,
         "method": variant.method,
-        "base": {"arch": params.model.arch, "pretrained": params.model.pretrained},
+        "base": {"arch": params.model.arch, "pretrained": base_weights(variant, params.model)},
         "variant_params": to_dict(variant),
         "epoch": epoch,
         "model": model.saved_state_dict(),

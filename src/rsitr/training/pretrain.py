@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from open_clip.loss import ClipLoss
 
 from rsitr.config import PretrainParams, TrainParams
@@ -36,6 +37,7 @@ from rsitr.data.corpus_batches import CorpusBatches, Transform, center_crop_tens
 from rsitr.errors import ConfigError
 from rsitr.models import resolve_device
 from rsitr.models.factory import ClipBundle
+from rsitr.models.text_tower import pooled_text
 from rsitr.training.checkpoint import TMP_MARK, remove_stale_temporaries
 from rsitr.training.optim import build_optimizer, warmup_cosine
 from rsitr.training.rng import rng_state, seed_everything, set_rng_state
@@ -120,7 +122,7 @@ def normalized_transform(bundle: ClipBundle) -> Transform:
 def clip_loss(clip: torch.nn.Module, loss_fn: ClipLoss, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """open_clip's ClipLoss on L2-normalised features and ``exp(logit_scale)``."""
     image_features = clip.encode_image(images, normalize=True)  # [B, D]
-    text_features = clip.encode_text(tokens, normalize=True)  # [B, D]
+    text_features = F.normalize(pooled_text(clip, tokens), dim=-1)  # [B, D] (trailing padding skipped: exact)
     return loss_fn(image_features, text_features, clip.logit_scale.exp())
 
 
