@@ -8,6 +8,7 @@ embed to the same one-hot ``(colour, cell)`` vector (blurred by the image's nois
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from rsitr.config.schema import CoarseToFineParams
 from rsitr.retrieval.binary_codes import hamming_distance, pack_codes
 from rsitr.retrieval.coarse_to_fine import (
     coarse_to_fine_matrices,
+    candidate_count,
     evaluate_coarse_to_fine,
     fine_pair_share,
     metrics_from_matrices,
@@ -241,3 +243,14 @@ def test_hamming_similarity_matrix_matches_hamming_distance():
     image_codes, text_codes, *_ = _random_setup(bits=24)
     d = hamming_distance(image_codes, text_codes)
     np.testing.assert_allclose(_unpacked_similarity(image_codes, text_codes, 24), 1 - 2 * d / 24)
+
+
+def test_candidate_share_sizes_each_direction_by_its_own_gallery(cells):
+    model, heads, test = cells["model"], cells["heads"], cells["test"]
+    n, c = test.num_images, len(test.captions)
+    assert candidate_count(49, 70, 0.064) == 4 and candidate_count(245, 70, 0.064) == 16
+    assert candidate_count(49, 70) == 49 and candidate_count(1093, 70) == 70  # a count never exceeds the gallery
+    result = evaluate_coarse_to_fine(model, heads, test, stub_loader(), 16, "cpu", small_c2f(candidate_share=0.25))
+    assert (result["candidates_t2i"], result["candidates_i2t"]) == (math.ceil(0.25 * n), math.ceil(0.25 * c))
+    assert result["timings"]["fine_pairs"] == c * math.ceil(0.25 * n) + n * math.ceil(0.25 * c)
+    assert 0.25 <= result["timings"]["fine_pair_share"] <= 0.5

@@ -137,6 +137,9 @@ class ProjectPaths:
     def eliminated(self, variant: str) -> Path:
         return self.variant_dir(variant) / "eliminated.json"
 
+    def eba_report(self, variant: str) -> Path:
+        return self.variant_dir(variant) / "eba_report.json"
+
     def metrics_file(self, variant: str, test_set: str, language: str, *, c2f: bool = False) -> Path:
         """``metrics/[c2f/]<variant>/<test_set>.json`` (English) or ``<test_set>.<lang>.json``."""
         suffix = "" if language == "en" else f".{language}"

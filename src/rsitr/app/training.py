@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from rsitr.app.eba import eba_metrics
 from rsitr.app.fingerprint import data_version, train_fingerprint
 from rsitr.app.keywords import variant_keywords
 from rsitr.app.locks import note_run, variant_lock
@@ -166,6 +167,9 @@ def _train_and_publish(params: RsitrParams, variant: str, resume: bool, track: b
     summary = write_train_summary(result, paths.train_summary(variant))
     if tracker is not None:
         _log_result(tracker, result, paths.train_summary(variant), paths.best_checkpoint(variant))
+    eba = eba_metrics(params, variant)  # EBAKER: eliminated vs planted weak captions (synthetic ground truth)
+    if tracker is not None and eba:
+        tracker.log_metrics(eba)
     publish(params, variant, result, RunRecord(variant, tracker.run_id if tracker else None,
                                                tracker.uri if tracker else None, fingerprint, data_version(params)))
     paths.active_record(variant).unlink(missing_ok=True)

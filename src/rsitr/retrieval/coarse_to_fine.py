@@ -22,6 +22,7 @@ Paper vs released code and rsitr's defaults: docs/methods.md (CFITR).
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Callable
 
@@ -115,6 +116,7 @@ def coarse_to_fine_matrices(
     ppsr: bool = True,
     ppsr_k: int = 10,
     coarse_only: bool = False,
+    candidate_share: float = 0.0,
 ) -> dict[str, Any]:
     """The coarse-to-fine ranking matrices of a test set, one per direction.
 
@@ -141,8 +143,8 @@ def coarse_to_fine_matrices(
         coarse = ppsr_rescore(coarse, k=ppsr_k)  # [N, C]
     timings["ppsr_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    cand_t2i = stable_topk(coarse.T, min(candidates, n_images))  # [C, K] images per caption
-    cand_i2t = stable_topk(coarse, min(candidates, n_captions))  # [N, K] captions per image
+    cand_t2i = stable_topk(coarse.T, candidate_count(n_images, candidates, candidate_share))  # [C, K] images
+    cand_i2t = stable_topk(coarse, candidate_count(n_captions, candidates, candidate_share))  # [N, K] captions
     timings["select_s"] = time.perf_counter() - start
     result: dict[str, Any] = {"coarse": coarse, "candidates_i2t": cand_i2t, "candidates_t2i": cand_t2i}
     if coarse_only or score_fn is None:
@@ -172,6 +174,12 @@ def coarse_to_fine_matrices(
     result["t2i"] = _two_tier(fine_t2i, coarse)
     result["timings"] = timings
     return result
+
+
+def candidate_count(gallery: int, candidates: int, share: float = 0.0) -> int:
+    """Candidates a query re-scores in a gallery of ``gallery`` items: ``ceil(share x gallery)`` or ``candidates``."""
+    count = math.ceil(share * gallery) if share > 0 else candidates
+    return max(1, min(count, gallery))
 
 
 def fine_pair_share(cand_i2t: np.ndarray, cand_t2i: np.ndarray, n_images: int, n_captions: int) -> float:
@@ -234,6 +242,7 @@ def evaluate_coarse_to_fine(
     ranking = coarse_to_fine_matrices(
         model.score, image_embs, text_embs, image_codes, text_codes,
         candidates=c2f.candidates, ppsr=c2f.ppsr, ppsr_k=c2f.ppsr_k, coarse_only=c2f.coarse_only,
+        candidate_share=c2f.candidate_share,
     )
     timings.update(ranking["timings"])
     owner = split.caption_image
@@ -244,6 +253,8 @@ def evaluate_coarse_to_fine(
         "images": split.num_images,
         "captions": len(split.captions),
         "candidates": int(c2f.candidates),
+        "candidates_t2i": candidate_count(split.num_images, c2f.candidates, c2f.candidate_share),
+        "candidates_i2t": candidate_count(len(split.captions), c2f.candidates, c2f.candidate_share),
         "ppsr": bool(c2f.ppsr),
         "coarse_only": bool(c2f.coarse_only),
     }
