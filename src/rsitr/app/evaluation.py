@@ -4,10 +4,18 @@ Writes ``metrics/<variant>/<test_set>[.<lang>].json`` (recalls, mR and counts on
 same model gives byte-identical files; these are committed and ``dvc metrics show`` reads
 them) and adds the figures, timings and parameter counts to the variant's MLflow run
 (``test.<set>.<lang>.<metric>``; MLflow names cannot contain ``@``).
+
+Twin diagnostic: when the synthetic benchmark's ``<synth.out>/ground_truth.json`` exists,
+its planted twin pairs whose two images are both in a test set add ``twin_acc``,
+``twin_acc_t2i``, ``twin_acc_i2t`` and ``twin_pairs`` (``rsitr.retrieval.twins``) to that
+test set's file and run, under the same names; a real dataset (no file) or a test set
+without a complete pair gets none of them.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -21,10 +29,12 @@ from rsitr.app.training import start_tracker
 from rsitr.config import RsitrParams
 from rsitr.data.images import ImageLoader
 from rsitr.data.manifest import read_manifest, select_split
+from rsitr.data.synth.generator import GROUND_TRUTH_FILE
 from rsitr.errors import DataError
 from rsitr.models import resolve_device
 from rsitr.models.trained import load_trained_model
 from rsitr.retrieval.evaluate import evaluate_split
+from rsitr.retrieval.twins import twin_index_pairs
 from rsitr.tracking.mlflow_tracking import Tracker
 
 RECALLS = ("i2t_R1", "i2t_R5", "i2t_R10", "t2i_R1", "t2i_R5", "t2i_R10", "mR")
@@ -46,6 +56,19 @@ def evaluation_targets(params: RsitrParams, variant: str) -> list[tuple[str, str
             "check eval.test_sets and eval.languages"
         )
     return targets
+
+
+def ground_truth_twins(params: RsitrParams) -> list[tuple[str, str]]:
+    """(original, twin) paths, relative to ``synth.out``, of the planted twins; [] without
+    ``<synth.out>/ground_truth.json`` (a project of real datasets)."""
+    path = Path(params.synth.out) / GROUND_TRUTH_FILE
+    if not path.is_file():
+        return []
+    try:
+        twins = json.loads(path.read_text(encoding="utf-8")).get("twins", [])
+        return [(str(t["original"]), str(t["twin"])) for t in twins]
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise DataError(f"{path}: unreadable twin list ({error}); regenerate it with `dvc repro synth`") from error
 
 
 def variant_tracker(params: RsitrParams, variant: str) -> Tracker | None:
@@ -71,22 +94,23 @@ def _evaluate(params: RsitrParams, variant: str, track: bool) -> dict[str, Any]:
     counts = {"total_params": sum(p.numel() for p in model.parameters()), "trainable_params": trainable}
     loader = ImageLoader(model.image_size, model.mean, model.std, cache=False)
     manifest = read_manifest(paths.manifest)
+    twins = ground_truth_twins(params)
     results: dict[str, Any] = {}
     try:
         for test_set, language in evaluation_targets(params, variant):
             split = select_split(manifest, "test", datasets=[test_set], languages=[language],
                                  normalize_arabic=params.text.normalize_arabic)
-            evaluation = evaluate_split(model, split, loader, v.eval.batch_size, device)
+            evaluation = evaluate_split(model, split, loader, v.eval.batch_size, device,
+                                        twin_pairs=twin_index_pairs(split.image_paths, twins))
+            figures = {**evaluation["metrics"], **evaluation.get("twins", {})}
             payload = {"variant": variant, "method": v.method, "test_set": test_set, "language": language,
-                       **evaluation["metrics"], "images": evaluation["images"], "captions": evaluation["captions"],
-                       **counts}
+                       **figures, "images": evaluation["images"], "captions": evaluation["captions"], **counts}
             path = write_json(paths.metrics_file(variant, test_set, language), payload)
             results[path.stem] = {**payload, "timings": evaluation["timings"]}
-            print(f"{variant} on {test_set} [{language}]: mR {payload['mR']:.2f} "
-                  f"(i2t R@1 {payload['i2t_R1']:.2f}, t2i R@1 {payload['t2i_R1']:.2f})")
+            print(_summary_line(payload))
             if tracker is not None:
                 prefix = f"test.{test_set}.{language}"
-                tracker.log_metrics({f"{prefix}.{k}": payload[k] for k in evaluation["metrics"]})
+                tracker.log_metrics({f"{prefix}.{k}": payload[k] for k in figures})
                 tracker.log_metrics({f"{prefix}.{k}": t for k, t in evaluation["timings"].items()})
                 tracker.log_artifact(path, "metrics")
     except BaseException:
@@ -97,3 +121,12 @@ def _evaluate(params: RsitrParams, variant: str, track: bool) -> dict[str, Any]:
         tracker.set_tags({"evaluated": "true", "test_sets": ",".join(sorted({r["test_set"] for r in results.values()}))})
         tracker.end("FINISHED")
     return results
+
+
+def _summary_line(payload: dict[str, Any]) -> str:
+    line = (f"{payload['variant']} on {payload['test_set']} [{payload['language']}]: mR {payload['mR']:.2f} "
+            f"(i2t R@1 {payload['i2t_R1']:.2f}, t2i R@1 {payload['t2i_R1']:.2f})")
+    if "twin_acc" in payload:
+        line += (f"; twin acc {payload['twin_acc']:.2f} (t2i {payload['twin_acc_t2i']:.2f}, "
+                 f"i2t {payload['twin_acc_i2t']:.2f}, {payload['twin_pairs']} pairs)")
+    return line

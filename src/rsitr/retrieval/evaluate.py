@@ -3,18 +3,21 @@
 Encodes every image and caption once, scores them with the variant's own scorer
 (``model.score``: cosine for CLIP, global + local for EBAKER), and computes R@1/5/10 in
 both directions and mR (``rsitr.retrieval.metrics``). Also times each phase, as the
-papers compare inference time (EBAKER Table 7).
+papers compare inference time (EBAKER Table 7). Given twin pairs (image indices of the
+split), adds the twin accuracies of ``rsitr.retrieval.twins`` on the same score matrix.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
 from rsitr.retrieval.metrics import retrieval_metrics
+from rsitr.retrieval.twins import twin_accuracy
 from rsitr.data.images import EvalImages, ImageLoader
 from rsitr.data.manifest import RetrievalSplit
 
@@ -53,21 +56,30 @@ def encode_split(
 
 @torch.no_grad()
 def evaluate_split(
-    model: Any, split: RetrievalSplit, loader: ImageLoader, batch_size: int, device: torch.device
+    model: Any, split: RetrievalSplit, loader: ImageLoader, batch_size: int, device: torch.device,
+    twin_pairs: Sequence[tuple[int, int]] = (),
 ) -> dict[str, Any]:
-    """The seven protocol numbers for ``split`` with timings; the score matrix is ``[N, C]``."""
+    """The seven protocol numbers for ``split`` with timings; the score matrix is ``[N, C]``.
+
+    With ``twin_pairs`` (image indices into ``split``), ``"twins"`` holds
+    :func:`rsitr.retrieval.twins.twin_accuracy` of the same scores; without, it is absent.
+    """
     image_embeddings, text_embeddings, timings = encode_split(model, split, loader, batch_size, device)
     start = time.perf_counter()
     scores = model.score(image_embeddings, text_embeddings)  # [N_images, N_captions]
     _sync(device)
     timings["scoring_s"] = time.perf_counter() - start
-    metrics = retrieval_metrics(scores.float().cpu(), split.caption_image)
+    scores = scores.float().cpu()  # [N, C]
+    metrics = retrieval_metrics(scores, split.caption_image)
     total = timings["image_encode_s"] + timings["text_encode_s"] + timings["scoring_s"]
     timings["total_s"] = total
     timings["images_per_s"] = split.num_images / max(timings["image_encode_s"], 1e-9)
-    return {
+    result = {
         "metrics": metrics,
         "timings": timings,
         "images": split.num_images,
         "captions": len(split.captions),
     }
+    if len(twin_pairs):
+        result["twins"] = twin_accuracy(scores, split.caption_image, twin_pairs)
+    return result

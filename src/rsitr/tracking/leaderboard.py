@@ -4,7 +4,9 @@ Measured rows come from MLflow (``search_runs`` in ``tracking.experiment``), so 
 started by ``dvc repro`` and by the Prefect flows compare alike: by default the latest
 FINISHED run per ``variant`` tag that has test metrics ``test.<set>.<lang>.<metric>``.
 One row per (test set, language, variant); a run that also logged coarse-to-fine metrics
-``test.<set>.<lang>.c2f.<metric>`` adds a ``<variant> + c2f`` row.
+``test.<set>.<lang>.c2f.<metric>`` adds a ``<variant> + c2f`` row. The ``twin_acc`` column
+(``test.<set>.<lang>.twin_acc``, the synthetic benchmark's twin diagnostic,
+``rsitr.retrieval.twins``) is blank where a run did not log it (real datasets, c2f rows).
 
 Reported rows come from ``reference_results.csv`` (shipped in this package, one citation
 per row). They are labelled ``reported`` and always sit in their own tables, never ranked
@@ -35,11 +37,12 @@ from rsitr.tracking.mlflow_tracking import ensure_reachable, tracking_uri
 MEASURED = "measured"
 REPORTED = "reported"
 RECALLS = ("i2t_R1", "i2t_R5", "i2t_R10", "t2i_R1", "t2i_R5", "t2i_R10", "mR")
+TWIN = "twin_acc"  # percent of twin decisions won (rsitr.retrieval.twins); measured rows only
 BENCHMARKS = ("rsicd", "rsitmd", "ucm", "nwpu")
 GROUP = ("arch", "pretrained", "data_version")  # rows of different groups are never ranked together
 COLUMNS = (
-    "label", *GROUP, "test_set", "language", "benchmark", "model", "method", *RECALLS, "trainable_params", "total_params",
-    "train_seconds", "inference_s", "run_id", "backbone", "train_data", "source", "citation",
+    "label", *GROUP, "test_set", "language", "benchmark", "model", "method", *RECALLS, TWIN, "trainable_params",
+    "total_params", "train_seconds", "inference_s", "run_id", "backbone", "train_data", "source", "citation",
 )
 _METRIC_KEY = re.compile(r"^test\.(?P<set>.+)\.(?P<lang>[a-z]{2,3}(?:[-_][A-Za-z]+)?)\.(?:(?P<c2f>c2f)\.)?(?P<metric>\w+)$")
 _BENCHMARK_NAME = re.compile(rf"^({'|'.join(BENCHMARKS)})(?:[_-].*)?$", re.IGNORECASE)
@@ -86,6 +89,7 @@ def _rows_of_run(run: Any) -> list[dict[str, Any]]:
             "model": f"{variant} + c2f" if c2f else variant,
             "method": method,
             **{k: values.get(k) for k in RECALLS},
+            TWIN: values.get(TWIN),
             "trainable_params": trainable,
             "total_params": metrics.get(f"{prefix}total_params", metrics.get("total_params")),
             "train_seconds": metrics.get(f"{prefix}train_seconds", metrics.get("train_seconds")),
@@ -239,10 +243,11 @@ _RECALL_HEADER = ["i2t R@1", "i2t R@5", "i2t R@10", "t2i R@1", "t2i R@5", "t2i R
 
 
 def _measured_lines(rows: pd.DataFrame) -> list[str]:
-    header = ["label", "model", "method", *_RECALL_HEADER, "trainable", "total", "train time", "inference", "run"]
+    header = ["label", "model", "method", *_RECALL_HEADER, "twin acc", "trainable", "total", "train time", "inference",
+              "run"]
     body = [[MEASURED, f"**{r.model}**", r.method or "", *[_number(getattr(r, k)) for k in RECALLS],
-             _count(r.trainable_params), _count(r.total_params), _duration(r.train_seconds), _duration(r.inference_s),
-             f"`{str(r.run_id)[:8]}`"] for r in rows.itertuples()]
+             _number(getattr(r, TWIN)), _count(r.trainable_params), _count(r.total_params), _duration(r.train_seconds),
+             _duration(r.inference_s), f"`{str(r.run_id)[:8]}`"] for r in rows.itertuples()]
     return _markdown_table(header, body)
 
 
@@ -263,7 +268,9 @@ def render_markdown(board: Leaderboard, *, uri: str, experiment: str, all_runs: 
         f"({'every finished run' if all_runs else 'latest finished run per variant'}), one section per "
         "architecture, pretrained weights and data version (the md5 of the processed manifest in dvc.lock): "
         "rows of different sections are never ranked together. "
-        "Recall@K in %; mR = mean of the six recalls; inference = encoding + scoring of the whole test set. "
+        "Recall@K in %; mR = mean of the six recalls; inference = encoding + scoring of the whole test set; "
+        "twin acc = % of the synthetic benchmark's planted twin pairs (one attribute changed) told apart, mean of "
+        "text-to-image and image-to-text (blank where no twins were measured). "
         f"Rows labelled **{MEASURED}** were measured by rsitr; rows labelled *{REPORTED}* are copied from papers "
         "(sources below) and are never ranked together with measured rows.",
         "",
