@@ -125,6 +125,19 @@ def test_leaderboard_has_a_twin_acc_column_blank_where_not_measured() -> None:
     assert cells == {"**ebaker**": "61.25", "**finetune**": "", "**ebaker + c2f**": ""}
 
 
+def test_leaderboard_shows_eba_precision_and_the_c2f_fine_share() -> None:
+    recalls = {f"test.synth_rsicd.en.{k}": 40.0 for k in RECALLS}
+    c2f = {f"test.synth_rsicd.en.c2f.{k}": 39.0 for k in RECALLS} | {"test.synth_rsicd.en.c2f.fine_pair_share": 0.0825}
+    rows = _rows_of_run(_run("ebaker", {**recalls, **c2f, "eba_precision": 92.5}))
+    table = Leaderboard(pd.DataFrame(rows), reference_rows()).table().query(f"label == '{MEASURED}'").set_index("model")
+    assert table.loc["ebaker", "eba_precision"] == 92.5 and pd.isna(table.loc["ebaker", "fine_share"])
+    assert table.loc["ebaker + c2f", "fine_share"] == pytest.approx(8.25)
+    assert pd.isna(table.loc["ebaker + c2f", "eba_precision"])
+    markdown = render_markdown(Leaderboard(pd.DataFrame(rows), reference_rows()), uri="sqlite://",
+                               experiment=EXPERIMENT, all_runs=False)
+    assert "| 92.50 |" in markdown and "| 8.25 |" in markdown
+
+
 @pytest.mark.slow
 def test_twin_accuracy_reaches_mlflow_and_the_leaderboard(twin_toy, tmp_path: Path, monkeypatch) -> None:
     from mlflow.tracking import MlflowClient

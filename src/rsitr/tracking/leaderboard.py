@@ -38,10 +38,12 @@ MEASURED = "measured"
 REPORTED = "reported"
 RECALLS = ("i2t_R1", "i2t_R5", "i2t_R10", "t2i_R1", "t2i_R5", "t2i_R10", "mR")
 TWIN = "twin_acc"  # percent of twin decisions won (rsitr.retrieval.twins); measured rows only
+EBA = "eba_precision"  # percent of EBA's eliminated training captions that were planted weak ones (rsitr.app.eba)
+FINE_SHARE = "fine_share"  # c2f rows: percent of the image-caption pairs the fine scorer re-scored
 BENCHMARKS = ("rsicd", "rsitmd", "ucm", "nwpu")
 GROUP = ("arch", "pretrained", "data_version")  # rows of different groups are never ranked together
 COLUMNS = (
-    "label", *GROUP, "test_set", "language", "benchmark", "model", "method", *RECALLS, TWIN, "trainable_params",
+    "label", *GROUP, "test_set", "language", "benchmark", "model", "method", *RECALLS, TWIN, EBA, FINE_SHARE, "trainable_params",
     "total_params", "train_seconds", "inference_s", "run_id", "backbone", "train_data", "source", "citation",
 )
 _METRIC_KEY = re.compile(r"^test\.(?P<set>.+)\.(?P<lang>[a-z]{2,3}(?:[-_][A-Za-z]+)?)\.(?:(?P<c2f>c2f)\.)?(?P<metric>\w+)$")
@@ -90,6 +92,8 @@ def _rows_of_run(run: Any) -> list[dict[str, Any]]:
             "method": method,
             **{k: values.get(k) for k in RECALLS},
             TWIN: values.get(TWIN),
+            EBA: None if c2f else metrics.get(EBA),
+            FINE_SHARE: 100.0 * values["fine_pair_share"] if c2f and "fine_pair_share" in values else None,
             "trainable_params": trainable,
             "total_params": metrics.get(f"{prefix}total_params", metrics.get("total_params")),
             "train_seconds": metrics.get(f"{prefix}train_seconds", metrics.get("train_seconds")),
@@ -243,10 +247,11 @@ _RECALL_HEADER = ["i2t R@1", "i2t R@5", "i2t R@10", "t2i R@1", "t2i R@5", "t2i R
 
 
 def _measured_lines(rows: pd.DataFrame) -> list[str]:
-    header = ["label", "model", "method", *_RECALL_HEADER, "twin acc", "trainable", "total", "train time", "inference",
-              "run"]
+    header = ["label", "model", "method", *_RECALL_HEADER, "twin acc", "EBA precision", "fine-scored pairs",
+              "trainable", "total", "train time", "inference", "run"]
     body = [[MEASURED, f"**{r.model}**", r.method or "", *[_number(getattr(r, k)) for k in RECALLS],
-             _number(getattr(r, TWIN)), _count(r.trainable_params), _count(r.total_params), _duration(r.train_seconds),
+             _number(getattr(r, TWIN)), _number(getattr(r, EBA)), _number(getattr(r, FINE_SHARE)),
+             _count(r.trainable_params), _count(r.total_params), _duration(r.train_seconds),
              _duration(r.inference_s), f"`{str(r.run_id)[:8]}`"] for r in rows.itertuples()]
     return _markdown_table(header, body)
 
@@ -270,7 +275,9 @@ def render_markdown(board: Leaderboard, *, uri: str, experiment: str, all_runs: 
         "rows of different sections are never ranked together. "
         "Recall@K in %; mR = mean of the six recalls; inference = encoding + scoring of the whole test set; "
         "twin acc = % of the synthetic benchmark's planted twin pairs (one attribute changed) told apart, mean of "
-        "text-to-image and image-to-text (blank where no twins were measured). "
+        "text-to-image and image-to-text (blank where no twins were measured); EBA precision = % of the captions "
+        "EBAKER's Eliminate-Before-Align dropped that were planted weak captions; fine-scored pairs = % of the test "
+        "set's image-caption pairs the c2f fine stage re-scored. "
         f"Rows labelled **{MEASURED}** were measured by rsitr; rows labelled *{REPORTED}* are copied from papers "
         "(sources below) and are never ranked together with measured rows.",
         "",
