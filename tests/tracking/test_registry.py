@@ -120,7 +120,7 @@ def test_champion_loads_in_a_fresh_process_with_equal_embeddings(trained_toy: Pa
     assert np.linalg.norm(served["image"], axis=1) == pytest.approx([1.0, 1.0], abs=1e-4)
 
 
-@pytest.mark.parametrize("variant", ["finetune", "finetune_ar", "bilingual", "petl", "ebaker"])
+@pytest.mark.parametrize("variant", ["zeroshot_random", "finetune", "finetune_ar", "bilingual", "petl", "ebaker"])
 def test_the_bundled_config_of_every_default_variant_loads_on_its_own(variant: str) -> None:
     """A registered model carries one variant's config; a parent reference must not break loading it."""
     from rsitr.config import params_from_dict
@@ -129,3 +129,14 @@ def test_the_bundled_config_of_every_default_variant_loads_on_its_own(variant: s
     params = load_params(Path(__file__).resolve().parents[2] / "params.yaml")
     loaded = params_from_dict(_bundled_params(params, variant))
     assert list(loaded.variants) == [variant]
+
+
+def test_the_foundation_config_loads_on_its_own() -> None:
+    """The registered foundation carries a one-variant config (as registration loads it back)."""
+    from rsitr.app.pretrain import foundation_params
+    from rsitr.config import params_from_dict, to_dict
+
+    params = load_params(Path(__file__).resolve().parents[2] / "params.yaml")
+    assert params.benchmark.variants  # the default run names its variants: they must not leak into the bundle
+    loaded = params_from_dict(to_dict(foundation_params(params)) | {"variants": {"foundation": {"method": "zeroshot"}}})
+    assert list(loaded.variants) == ["foundation"] and loaded.benchmark.variants == ()

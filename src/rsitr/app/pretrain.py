@@ -29,7 +29,7 @@ from rsitr.app.locks import note_run, variant_lock
 from rsitr.app.paths import FOUNDATION_DIR, ProjectPaths
 from rsitr.app.runs import RunRecord, mark_active, read_active_run
 from rsitr.app.training import terminate_as_exception
-from rsitr.config import RsitrParams, VariantParams, ZeroshotOptions, flatten, to_dict
+from rsitr.config import BenchmarkParams, RsitrParams, VariantParams, ZeroshotOptions, flatten, to_dict
 from rsitr.data.corpus import CsvCorpus, WebDatasetCorpus, detect_format, open_corpus
 from rsitr.errors import Terminated
 from rsitr.models import build_model
@@ -147,6 +147,7 @@ def foundation_params(params: RsitrParams) -> RsitrParams:
     return dataclasses.replace(
         params, model=dataclasses.replace(params.model, pretrained=str(paths.foundation_checkpoint)),
         variants=types.MappingProxyType({FOUNDATION: variant}), c2f=dataclasses.replace(params.c2f, variants=()),
+        benchmark=BenchmarkParams(),
     )
 
 

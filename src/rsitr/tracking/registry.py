@@ -64,6 +64,7 @@ def _bundled_params(params: RsitrParams, variant: str) -> dict[str, Any]:
     tree["variants"] = {variant: entry}
     tree["c2f"]["variants"] = [v for v in tree["c2f"]["variants"] if v == variant]  # names only this variant
     tree.pop("serve", None)  # how a service runs is not part of the model (and older rsitr reads the bundle too)
+    tree.pop("benchmark", None)  # nor which variants a benchmark run trains
     return tree
 
 
