@@ -44,6 +44,7 @@ test-slow: install
 	$(BIN)/python -m pytest -m slow
 
 bench: install
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test,bench]'
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
