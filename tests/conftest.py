@@ -41,9 +41,17 @@ def single_torch_thread():
 
 
 # ----------------------------------------------------------------------------- toy data
-from toy_data import make_toy_benchmark  # noqa: E402  (tests/ is on sys.path through this conftest)
+from toy_data import make_toy_benchmark, register_test_models  # noqa: E402  (tests/ is on sys.path via conftest)
+
+register_test_models()  # the toy projects' micro architecture (toy_data.TEST_ARCH), in every test process
 
 
 @pytest.fixture(scope="session")
 def toy_benchmark(tmp_path_factory) -> Path:
     return make_toy_benchmark(tmp_path_factory.mktemp("toy"))
+
+
+@pytest.fixture(scope="session")
+def small_toy_benchmark(tmp_path_factory) -> Path:
+    """18 images (12 train, 3 val, 3 test): 60 training captions, 3 steps an epoch at batch 16."""
+    return make_toy_benchmark(tmp_path_factory.mktemp("toy_small"), n_images=18)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from conftest import one_line_error, rsitr
@@ -28,10 +27,15 @@ def test_a_second_training_of_the_same_variant_is_refused_naming_the_holder(proj
 
 OPEN_STORE = """
 import sys, time
+from pathlib import Path
 from rsitr.config import params_from_dict
 from rsitr.tracking.mlflow_tracking import Tracker
 params = params_from_dict({"tracking": {"uri": sys.argv[1]}})
-time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # both processes start together
+ready = Path(sys.argv[2])
+(ready / sys.argv[3]).touch()  # imports done; both processes start together
+deadline = time.monotonic() + 300
+while len(list(ready.iterdir())) < 2 and time.monotonic() < deadline:
+    time.sleep(0.01)
 Tracker.start(params, "race", {})
 print("ok")
 """
@@ -39,9 +43,10 @@ print("ok")
 
 def test_two_processes_create_a_fresh_tracking_database_together(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'fresh.db'}"
-    start = str(time.time() + 25)  # after both interpreters have imported MLflow
-    processes = [subprocess.Popen([sys.executable, "-c", OPEN_STORE, uri, start], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    ready = tmp_path / "ready"  # each interpreter marks itself ready once it has imported MLflow
+    ready.mkdir()
+    processes = [subprocess.Popen([sys.executable, "-c", OPEN_STORE, uri, str(ready), str(k)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for k in range(2)]
     outputs = [process.communicate(timeout=300) for process in processes]
     for process, (out, err) in zip(processes, outputs):
         assert process.returncode == 0 and out.strip() == "ok", err[-2000:]

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from conftest import ENV
+from toy_data import RUN_WITH_TEST_MODELS
 from rsitr.app.paths import ProjectPaths
 from rsitr.app.runs import published_checkpoint, read_run_record
 from rsitr.app.training import fit, run_train
@@ -32,12 +33,16 @@ def _sha(path: Path) -> str:
 
 
 def _start_and_stop_after_epoch(params_path: Path, stop: signal.Signals, *extra: str) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", "rsitr.cli", "train", "--params", str(params_path),
-                                "--variant", "finetune", *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, env=ENV)
-    for line in process.stdout:  # printed after last.pt of epoch 1 is written
-        if "epoch 1/" in line and "val mR" in line:
+    """``rsitr train`` in a real process, stopped with ``stop`` in epoch 2 (after its first step)."""
+    process = subprocess.Popen([sys.executable, str(RUN_WITH_TEST_MODELS), "rsitr.cli", "train", "--params",
+                                str(params_path), "--variant", "finetune", *extra], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env={**ENV, "RSITR_TEST_HOLD_AFTER": "2:1"})
+    lines = []
+    for line in process.stdout:  # last.pt of epoch 1 is written before epoch 2 starts; the run holds there
+        lines.append(line)
+        if line.startswith("holding after epoch 2 step 1"):
             break
+    assert any("epoch 1/" in line and "val mR" in line for line in lines), "".join(lines)[-2000:]
     process.send_signal(stop)
     process.communicate(timeout=120)
     return process

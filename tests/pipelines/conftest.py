@@ -40,8 +40,28 @@ def flows() -> ModuleType:
     return module
 
 
+@pytest.fixture(scope="module")
+def prefect_api():
+    """A temporary Prefect API (``prefect_test_harness``: a server process on a fresh SQLite database).
+
+    Starting and stopping one costs about half a minute, so the flow tests of a module share it
+    (Prefect's documented fixture pattern); each test keeps its own project, MLflow store and
+    result storage, and rsitr's cache keys only hit on a project's own recorded outputs.
+    """
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
 @pytest.fixture
 def toy_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Params file of a fresh toy project (data, experiment) under ``tmp_path``."""
+    """Params file of a fresh toy project (data, experiment) under ``tmp_path``.
+
+    The flows run in this process, so they train the tests' micro model; 60 images (40 train: 6 steps an
+    epoch at batch 32, 10 val, 10 test) are enough to check what the flows do with steps and runs.
+    """
+    from toy_data import TEST_ARCH
+
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return toy.make_project(tmp_path)
+    return toy.make_project(tmp_path, images=60, arch=TEST_ARCH)

@@ -29,16 +29,14 @@ def test_datasets_become_train_and_test_set_overrides(flows) -> None:
         "train.epochs=2", "train.datasets=[a,b]", "eval.test_sets=[a,b]"]
 
 
-def test_benchmark_flow_end_to_end(flows, toy_project: Path, tmp_path: Path) -> None:
+def test_benchmark_flow_end_to_end(flows, prefect_api, toy_project: Path, tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
     from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
 
     params = load_params(toy_project)
     board_path = Path(params.paths.reports) / "leaderboard.md"
     broken = ["variants.broken.method=finetune", "variants.broken.train.init_from=/nonexistent/best.pt"]
-    with prefect_test_harness(server_startup_timeout=180), \
-            temporary_settings({PREFECT_LOCAL_STORAGE_PATH: tmp_path / "prefect-results"}):
+    with temporary_settings({PREFECT_LOCAL_STORAGE_PATH: tmp_path / "prefect-results"}):
         with pytest.raises(ConfigError, match="unknown variant 'nosuch'"):
             flows.benchmark(variants=["nosuch"], params_path=str(toy_project))
         # a failing variant does not stop the others; the leaderboard is still written, then the flow fails
@@ -84,14 +82,12 @@ def _trained(result: dict) -> dict[str, bool]:
     return {v: not o["train"].get("skipped", False) for v, o in result["variants"].items()}
 
 
-def test_a_second_run_trains_nothing_and_one_variants_epochs_retrain_only_it(flows, toy_project: Path,
+def test_a_second_run_trains_nothing_and_one_variants_epochs_retrain_only_it(flows, prefect_api, toy_project: Path,
                                                                              tmp_path: Path) -> None:
     from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
 
     kwargs = dict(params_path=str(toy_project), register_models=False, overrides=["train.epochs=1"])
-    with prefect_test_harness(server_startup_timeout=180), \
-            temporary_settings({PREFECT_LOCAL_STORAGE_PATH: tmp_path / "prefect-results"}):
+    with temporary_settings({PREFECT_LOCAL_STORAGE_PATH: tmp_path / "prefect-results"}):
         first = flows.benchmark(**kwargs)
         second = flows.benchmark(**kwargs)
         changed = flows.benchmark(**{**kwargs, "overrides": ["train.epochs=1", "variants.finetune.train.epochs=2"]})
@@ -109,8 +105,9 @@ def test_train_task_launches_torchrun_when_asked_for_several_processes(flows, to
 
     from rsitr.config import load_params
 
-    record = flows.train_task.fn(str(toy_project), ["train.batch_size=16"], "finetune", nproc_per_node=2)
-    params = load_params(toy_project, ["train.batch_size=16"])
+    overrides = ["train.batch_size=16", "model.arch=rsitr-tiny"]  # torchrun's processes know rsitr's own models
+    record = flows.train_task.fn(str(toy_project), overrides, "finetune", nproc_per_node=2)
+    params = load_params(toy_project, overrides)
     model_folder = Path(params.paths.models) / "finetune"
     assert json.loads((model_folder / "run.json").read_text())["run_id"] == record["run_id"]
     assert (model_folder / "best.pt").is_file()

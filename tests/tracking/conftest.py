@@ -1,7 +1,7 @@
 """Fixtures of the registry and leaderboard tests: one trained toy project per session.
 
 ``trained_toy`` trains (1 epoch) and evaluates ``finetune`` and ``zeroshot`` on the toy
-dataset into a temporary SQLite tracking store; tests that change the registry use their
+dataset into a temporary SQLite tracking store (``trained_toy_stock``: the same with rsitr-tiny); tests that change the registry use their
 own ``tracking.model_prefix`` so they never see each other's models.
 """
 
@@ -36,15 +36,12 @@ def _no_tracking_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
-@pytest.fixture(scope="session")
-def trained_toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Params file of a toy project with finetune and zeroshot trained, evaluated and tracked."""
+def _trained_project(root: Path, arch: str) -> Path:
     from rsitr.config import load_params
     from rsitr.app.evaluation import run_evaluate
     from rsitr.app.training import run_train
 
-    root = tmp_path_factory.mktemp("toy")
-    params_path = toy.make_project(root)
+    params_path = toy.make_project(root, arch=arch)
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
         params = load_params(params_path)
@@ -52,6 +49,25 @@ def trained_toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
             run_train(params, variant, progress=False)
             run_evaluate(params, variant)
     return params_path
+
+
+@pytest.fixture(scope="session")
+def trained_toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Params file of a toy project with finetune and zeroshot trained, evaluated and tracked.
+
+    The model is the tests' micro architecture (``toy_data.TEST_ARCH``): a process that loads it
+    registers ``tests/model_configs`` first.
+    """
+    from toy_data import TEST_ARCH
+
+    return _trained_project(tmp_path_factory.mktemp("toy"), TEST_ARCH)
+
+
+@pytest.fixture(scope="session")
+def trained_toy_stock(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same project with rsitr's own ``rsitr-tiny``, for a model served by a process the test cannot
+    prepare (``mlflow models serve``)."""
+    return _trained_project(tmp_path_factory.mktemp("toy-stock"), "rsitr-tiny")
 
 
 @pytest.fixture

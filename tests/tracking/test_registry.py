@@ -13,6 +13,7 @@ import pytest
 
 from rsitr.config import load_params
 from rsitr.errors import ConfigError, TrackingError
+from toy_data import TEST_MODEL_CONFIGS
 
 
 def _client(params):
@@ -58,7 +59,8 @@ def test_register_errors_are_one_line_messages(trained_toy: Path, rsitr_cli, tmp
 
 
 FRESH_PROCESS = textwrap.dedent("""
-    import sys, numpy as np, pandas as pd, mlflow
+    import sys, numpy as np, pandas as pd, mlflow, open_clip
+    open_clip.add_model_config(sys.argv[5])  # the toy model's architecture (toy_data.TEST_ARCH), as a user's own
     from rsitr.tracking.pyfunc_model import encode_image_file
     model = mlflow.pyfunc.load_model(sys.argv[1])
     signature = model.metadata.signature
@@ -98,7 +100,8 @@ def test_champion_loads_in_a_fresh_process_with_equal_embeddings(trained_toy: Pa
                "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CUDA_VISIBLE_DEVICES": "", "PYTHONUTF8": "1"}
         empty = tmp_path / "cwd"
         empty.mkdir()
-        done = subprocess.run([sys.executable, "-c", FRESH_PROCESS, uri, ",".join(images), "|".join(texts), str(out)],
+        done = subprocess.run([sys.executable, "-c", FRESH_PROCESS, uri, ",".join(images), "|".join(texts), str(out),
+                               str(TEST_MODEL_CONFIGS)],
                               cwd=empty, env=env, capture_output=True, text=True, timeout=300)
     finally:
         hidden.rename(models_dir)

@@ -38,8 +38,8 @@ def _post(port: int, payload: dict) -> dict:
 
 
 @pytest.mark.slow
-def test_champion_serves_a_text_query_from_outside_the_repository(trained_toy: Path, tmp_path: Path) -> None:
-    params = load_params(trained_toy, ["tracking.model_prefix=serve"])
+def test_champion_serves_a_text_query_from_outside_the_repository(trained_toy_stock: Path, tmp_path: Path) -> None:
+    params = load_params(trained_toy_stock, ["tracking.model_prefix=serve"])
     registration = register_variant(params, "finetune")
     assert promote(params, "finetune").promoted
     elsewhere = tmp_path / "elsewhere"

@@ -46,8 +46,9 @@ def make_toy_dataset(data: Path, images: int = 240) -> Path:
     return data
 
 
-def write_params(root: Path, *, epochs: int = 1) -> Path:
+def write_params(root: Path, *, epochs: int = 1, arch: str = "rsitr-tiny") -> Path:
     params = {
+        "model": {"arch": arch},
         "paths": {k: str(root / k) for k in ("data", "models", "metrics", "reports")},
         "datasets": [{"name": "toy", "format": "precomp", "root": str(root / "data")}],
         "train": {"epochs": epochs, "batch_size": 32, "lr": 1.0e-3, "warmup_steps": 5, "device": "cpu"},
@@ -72,9 +73,13 @@ def create_experiment(root: Path, name: str = EXPERIMENT) -> str:
     return client.create_experiment(name, artifact_location=(root / "mlruns").as_uri())
 
 
-def make_project(root: Path) -> Path:
-    """Dataset + params + experiment under ``root``; returns the params file."""
-    make_toy_dataset(root / "data")
-    params = write_params(root)
+def make_project(root: Path, *, images: int = 240, arch: str = "rsitr-tiny") -> Path:
+    """Dataset + params + experiment under ``root``; returns the params file.
+
+    ``arch`` other than ``rsitr-tiny`` (e.g. the tests' micro model, ``toy_data.TEST_ARCH``) must be
+    registered with open_clip in every process that builds the model.
+    """
+    make_toy_dataset(root / "data", images)
+    params = write_params(root, arch=arch)
     create_experiment(root)
     return params

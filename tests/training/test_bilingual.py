@@ -65,13 +65,13 @@ def test_a_variant_whose_parent_is_not_trained_names_the_fix(toy_benchmark, tmp_
         fit(params_from_dict(raw), "arabic", progress=False)
 
 
-def test_training_can_start_from_another_variants_checkpoint(toy_benchmark, tmp_path):
+def test_training_can_start_from_another_variants_checkpoint(small_toy_benchmark, tmp_path):
     """The thesis regime: English first (finetune), then Arabic from its checkpoint (init_from_variant)."""
     from rsitr.app.fingerprint import train_fingerprint
     from rsitr.app.paths import ProjectPaths
     from rsitr.app.training import run_train, with_parent_checkpoint
 
-    raw = toy_params_dict(toy_benchmark, epochs=1)
+    raw = toy_params_dict(small_toy_benchmark, epochs=1)
     raw["paths"]["models"] = str(tmp_path / "models")
     summary = run_train(params_from_dict(raw), "finetune", track=False, progress=False)  # trains and publishes
     published = str(ProjectPaths.of(params_from_dict(raw)).best_checkpoint("finetune"))
@@ -85,6 +85,8 @@ def test_training_can_start_from_another_variants_checkpoint(toy_benchmark, tmp_
     second = fit(params, "second", progress=False)
     start = load_checkpoint(published)["model"]
     end = load_checkpoint(second.checkpoint)["model"]
+    fresh = build_model(params, "zeroshot").state_dict()  # the parent trained: its weights are not the initial ones
+    assert not all(torch.equal(fresh[k], start[k]) for k in start if k in fresh)
     # with a vanishing learning rate the second run stays at the first run's weights
     assert all(torch.allclose(start[k], end[k], atol=1e-6) for k in start)
     assert second.history[0]["val_mR"] == pytest.approx(summary["final"]["val_mR"], abs=1e-6)

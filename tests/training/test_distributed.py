@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from toy_data import make_toy_benchmark, toy_params_dict
+from toy_data import RUN_WITH_TEST_MODELS, make_toy_benchmark, toy_params_dict
 from rsitr.models.trained import load_checkpoint
 from rsitr.training.distributed import DistributedContext, shard_batch_indices
 
@@ -28,7 +28,8 @@ def test_shards_concatenate_to_the_global_batches():
         assert sum((s[k * 4:(k + 1) * 4] for s in shards), []) == order[k * 12:(k + 1) * 12]
 
 
-def _run(tmp_path: Path, name: str, variant_entry: dict, nproc: int, batch_size: int, data: Path) -> dict:  # noqa: PLR0913
+def _start(tmp_path: Path, name: str, variant_entry: dict, nproc: int, batch_size: int, data: Path):  # noqa: PLR0913
+    """Start one training (``nproc`` > 1: under torchrun); ``_result`` waits for it. Runs of a test overlap."""
     # SGD: the update is linear in the gradient (Adam's first step divides by |g| and turns
     # float-order noise in near-zero gradients into full-size steps)
     raw = toy_params_dict(data, epochs=1, batch_size=batch_size, warmup_steps=1, lr=0.5, grad_clip=0.0,
@@ -39,16 +40,41 @@ def _run(tmp_path: Path, name: str, variant_entry: dict, nproc: int, batch_size:
     params_path.parent.mkdir(parents=True)
     params_path.write_text(yaml.safe_dump(raw))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    arguments = ["-m", "rsitr.train", "--params", str(params_path), "--variant", "under_test", "--no-track"]
+    # ``python -m rsitr.train`` with the tests' micro model registered in every process
+    arguments = [str(RUN_WITH_TEST_MODELS), "rsitr.train", "--params", str(params_path), "--variant", "under_test",
+                 "--no-track"]
     if nproc > 1:
         torchrun = Path(sys.executable).with_name("torchrun")
         command = [str(torchrun), "--nproc_per_node", str(nproc), "--master_port", str(29500 + os.getpid() % 1000),
                    *arguments]
     else:
         command = [sys.executable, *arguments]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return load_checkpoint(tmp_path / name / "models" / "under_test" / "staging" / "last.pt")
+    log = (tmp_path / f"{name}.log").open("w")
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True, env=env), log, tmp_path / name
+
+
+def _result(started) -> dict:
+    process, log, folder = started
+    try:
+        returncode = process.wait(timeout=600)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
+    assert returncode == 0, Path(log.name).read_text()[-6000:]
+    return load_checkpoint(folder / "models" / "under_test" / "staging" / "last.pt")
+
+
+def _run_both(tmp_path: Path, variant_entry: dict, data: Path) -> tuple[dict, dict]:
+    """One process on the global batch and two gloo ranks on halves of it, at the same time."""
+    single = _start(tmp_path, "single", variant_entry, nproc=1, batch_size=2 * PER_RANK_BATCH, data=data)
+    try:
+        double = _start(tmp_path, "double", variant_entry, nproc=2, batch_size=PER_RANK_BATCH, data=data)
+    except BaseException:
+        single[0].kill()
+        raise
+    return _result(single), _result(double)
 
 
 @pytest.mark.parametrize(
@@ -56,7 +82,8 @@ def _run(tmp_path: Path, name: str, variant_entry: dict, nproc: int, batch_size:
     [
         {"method": "finetune"},
         # dropout off: random regularisers cannot match across a different number of processes
-        {"method": "petl", "options": {"dropout": 0.0, "token_dropout": 0.0}},
+        # (shared_dims: the adapter's bottleneck must fit the micro model's 32-wide towers)
+        {"method": "petl", "options": {"dropout": 0.0, "token_dropout": 0.0, "shared_dims": 16}},
     ],
     ids=["finetune", "petl"],
 )
@@ -65,16 +92,26 @@ def test_two_gloo_ranks_equal_one_process_on_the_concatenated_batch(tmp_path, va
         pytest.skip("torchrun not installed beside this Python")
     # exactly one global batch of training pairs: 4 train images x 5 captions = 20 -> one step of 16
     data = make_toy_benchmark(tmp_path / "data", n_images=6)
-    single = _run(tmp_path, "single", variant_entry, nproc=1, batch_size=2 * PER_RANK_BATCH, data=data)
-    double = _run(tmp_path, "double", variant_entry, nproc=2, batch_size=PER_RANK_BATCH, data=data)
+    single, double = _run_both(tmp_path, variant_entry, data)
     assert single["global_step"] == double["global_step"] == 1
     loss_single, loss_double = single["history"][0]["epoch_loss"], double["history"][0]["epoch_loss"]
     assert loss_double == pytest.approx(loss_single, rel=1e-5)
-    changed = 0
     for key, weight in single["model"].items():
         assert torch.allclose(weight, double["model"][key], atol=1e-6, rtol=1e-4), key
-        changed += 1
-    assert changed > 0
+    initial = _initial_weights(tmp_path / "single" / "params.yaml")
+    changed = [key for key, weight in single["model"].items() if not torch.equal(weight, initial[key])]
+    assert changed, "the step moved no weight: nothing was compared"
+
+
+def _initial_weights(params_path: Path) -> dict[str, torch.Tensor]:
+    """The weights a run of ``under_test`` starts from (the trainer seeds, then builds the model)."""
+    from rsitr.config import load_params
+    from rsitr.models import build_model
+    from rsitr.training.rng import seed_everything
+
+    params = load_params(params_path)
+    seed_everything(params.variant("under_test").train.seed)
+    return build_model(params, "under_test").saved_state_dict()
 
 
 def test_ebaker_two_ranks_eliminate_the_same_rows_as_one_process(tmp_path):
@@ -87,13 +124,13 @@ def test_ebaker_two_ranks_eliminate_the_same_rows_as_one_process(tmp_path):
     data = make_toy_benchmark(tmp_path / "data", n_images=12)  # 8 train images x 5 captions: 2 global batches / epoch
     entry = {
         "method": "ebaker",
-        "train": {"epochs": 2},
+        # a small step: epoch 2's positives stay near epoch 1's median, so some (17 of 40) captions are eliminated
+        "train": {"epochs": 2, "lr": 0.02},
         # KER's masked-LM term is per rank (a local mean), so it is off for an exact comparison
         "options": {"ker": False, "drop_epoch": 1, "drop_ratio": 0.5},
     }
     eliminated = {}
-    for name, nproc, batch in (("single", 1, 2 * PER_RANK_BATCH), ("double", 2, PER_RANK_BATCH)):
-        state = _run(tmp_path, name, entry, nproc=nproc, batch_size=batch, data=data)
+    for name, state in zip(("single", "double"), _run_both(tmp_path, entry, data)):
         assert state["global_step"] == 4
         eliminated[name] = json.loads(
             (tmp_path / name / "models" / "under_test" / "eliminated.json").read_text()

@@ -16,6 +16,7 @@ from rsitr.losses.infonce import symmetric_infonce
 from rsitr.models.checkpoints import read_state_dict
 from rsitr.models.factory import build_clip
 from rsitr.training.pretrain import MAX_LOGIT_SCALE, PretrainState, clip_loss, count_samples, pretrain
+from toy_data import TEST_ARCH
 
 SETTINGS = PretrainParams(batch_size=8, lr=2e-3, warmup_steps=1, shuffle_buffer=6, device="cpu", log_every=1,
                           checkpoint_every=2, epochs=1)
@@ -29,7 +30,7 @@ def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _run(corpus, out: Path, settings: PretrainParams = SETTINGS, **kwargs):
-    bundle = build_clip(ModelParams(arch="rsitr-tiny"), seed=0)
+    bundle = build_clip(ModelParams(arch=TEST_ARCH), seed=0)
     return pretrain(bundle, corpus, settings, out, run_key="k", **kwargs)
 
 
@@ -84,14 +85,14 @@ def test_killed_mid_epoch_resumes_to_the_uninterrupted_weights(corpus_dir: Path,
     expected, got = read_state_dict(whole.checkpoint), read_state_dict(resumed.checkpoint)
     assert expected.keys() == got.keys()
     assert all(torch.equal(expected[k], got[k]) for k in expected)
-    fresh = build_clip(ModelParams(arch="rsitr-tiny"), seed=0).clip.state_dict()
+    fresh = build_clip(ModelParams(arch=TEST_ARCH), seed=0).clip.state_dict()
     assert not all(torch.equal(fresh[k], got[k]) for k in fresh)  # it trained
 
 
 def test_resume_ignores_a_checkpoint_of_another_configuration(corpus_dir: Path, tmp_path: Path) -> None:
     corpus = CsvCorpus(corpus_dir / "corpus.csv")
     _run(corpus, tmp_path, SETTINGS)
-    bundle = build_clip(ModelParams(arch="rsitr-tiny"), seed=0)
+    bundle = build_clip(ModelParams(arch=TEST_ARCH), seed=0)
     again = pretrain(bundle, corpus, SETTINGS, tmp_path, run_key="other", resume=True)
     assert again.resumed_from_step == 0 and again.steps == 2
 
