@@ -42,7 +42,7 @@ def test_clip_loss_is_symmetric_infonce_with_the_learnable_scale() -> None:
     class Towers(torch.nn.Module):
         logit_scale = torch.nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
-        def encode_image(self, x: torch.Tensor, normalize: bool) -> torch.Tensor:
+        def encode_image(self, x: torch.Tensor, normalize: bool = False) -> torch.Tensor:
             return x
 
         encode_text = encode_image
