@@ -46,6 +46,19 @@ from toy_data import make_toy_benchmark, register_test_models  # noqa: E402  (te
 register_test_models()  # the toy projects' micro architecture (toy_data.TEST_ARCH), in every test process
 
 
+def _one_torch_thread() -> None:
+    """The tests' models and batches are tiny: one intra-op thread is faster than torch's OpenMP threads, and
+    several times faster on a shared 2-core CPU where spinning threads wait for each other. (Not through
+    ``OMP_NUM_THREADS``, which FAISS's own OpenMP runtime would read too.) Training processes that tests start
+    get ``OMP_NUM_THREADS=1`` in their environment."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+_one_torch_thread()
+
+
 @pytest.fixture(scope="session")
 def toy_benchmark(tmp_path_factory) -> Path:
     return make_toy_benchmark(tmp_path_factory.mktemp("toy"))

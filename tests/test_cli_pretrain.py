@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from rsitr.cli import main
+from toy_data import TEST_ARCH
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,7 +23,8 @@ def test_synth_corpus_then_pretrain_without_tracking(tmp_path: Path, capsys) -> 
         rows = list(csv.DictReader(handle))
     assert len(rows) == 6 and (out / "shards" / "corpus-000001.tar").is_file()
     settings = ["--set", f"paths.models={tmp_path / 'models'}", "--set", f"pretrain.corpus={out / 'shards'}",
-                "--set", "pretrain.batch_size=3", "--set", "pretrain.device=cpu", "--set", "pretrain.warmup_steps=0"]
+                "--set", "pretrain.batch_size=3", "--set", "pretrain.device=cpu", "--set", "pretrain.warmup_steps=0",
+                "--set", f"model.arch={TEST_ARCH}"]  # the tests' micro architecture
     assert main(["pretrain", *common, "--no-track", *settings]) == 0
     state = torch.load(tmp_path / "models" / "foundation" / "foundation.pt", weights_only=True)
     assert "logit_scale" in state and "visual.conv1.weight" in state

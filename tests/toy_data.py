@@ -64,6 +64,35 @@ def make_toy_benchmark(root: Path, n_images: int = 120, seed: int = 0) -> Path:
     return root
 
 
+_MIGRATED_STORE: list[Path] = []
+
+
+def migrated_tracking_db(path: Path) -> str:
+    """``sqlite:///<path>``: an empty MLflow store whose schema already exists (``path`` is left alone if present).
+
+    A fresh SQLite store spends 5-8 s of a 2-core CPU on MLflow's schema migrations; the tests' projects
+    start from a copy of one store migrated once per session instead. The test of store creation itself
+    (``faults/test_concurrency.py``) keeps a fresh file.
+    """
+    import shutil
+
+    if not _MIGRATED_STORE:
+        import atexit
+        import tempfile
+
+        from mlflow.tracking import MlflowClient
+
+        folder = Path(tempfile.mkdtemp(prefix="rsitr-test-mlflow-"))
+        atexit.register(shutil.rmtree, folder, True)
+        MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}").search_experiments()  # creates the tables
+        _MIGRATED_STORE.append(folder / "mlflow.db")
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_MIGRATED_STORE[0], path)
+    return f"sqlite:///{path}"
+
+
 def toy_params_dict(root: Path, *, arch: str = TEST_ARCH, **train: object) -> dict:
     """A params mapping pointing every path at ``root`` (the test-only micro model, quick training)."""
     return {

@@ -19,15 +19,18 @@ from rsitr.data.synth_corpus import generate_corpus
 from rsitr.models import build_model
 from rsitr.models.factory import register_model_configs
 from rsitr.tracking.mlflow_tracking import ensure_reachable
+from toy_data import TEST_ARCH, migrated_tracking_db
 
 REPO = Path(__file__).resolve().parents[2]
+# the tests' micro architecture (PE-RSITR's adapter bottleneck narrowed to fit its 32-wide towers)
+MICRO = [f"model.arch={TEST_ARCH}", "variants.petl.options.shared_dims=16"]
 
 
 def _overrides(root: Path, corpus: Path) -> list[str]:
     return [*(f"paths.{k}={root / k}" for k in ("data", "models", "metrics", "reports")),
             f"tracking.uri=sqlite:///{root / 'mlflow.db'}", f"pretrain.corpus={corpus}", "pretrain.batch_size=8",
             "pretrain.device=cpu", "pretrain.log_every=1", "pretrain.checkpoint_every=1", "pretrain.warmup_steps=1",
-            "pretrain.lr=0.002"]
+            "pretrain.lr=0.002", *MICRO]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +40,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     params = load_params(REPO / "params.yaml", _overrides(root, root / "corpus" / "corpus.csv"))
     from mlflow.tracking import MlflowClient  # artifacts under root, not the current directory
 
-    ensure_reachable(f"sqlite:///{root / 'mlflow.db'}")
+    ensure_reachable(migrated_tracking_db(root / "mlflow.db"))
     MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}").create_experiment(
         params.tracking.experiment, artifact_location=(root / "mlruns").as_uri())
     summary = run_pretrain(params, progress=False)
@@ -53,7 +56,7 @@ def test_pretrain_publishes_an_open_clip_foundation_and_its_records(project: dic
     assert not paths.active_record("foundation").exists()
     state = torch.load(paths.foundation_checkpoint, weights_only=True)  # a plain state dict
     register_model_configs()
-    clip = open_clip.create_model("rsitr-tiny")
+    clip = open_clip.create_model(TEST_ARCH)
     clip.load_state_dict(state, strict=True)
 
 
@@ -79,12 +82,13 @@ def test_the_mlflow_run_has_params_losses_corpus_version_and_a_registered_versio
 def test_every_method_starts_from_the_foundation(project: dict[str, Any], variant: str) -> None:
     root = project["root"]
     checkpoint = ProjectPaths.of(project["params"]).foundation_checkpoint
-    params = load_params(REPO / "params.yaml", [f"paths.models={root / 'models'}", f"model.pretrained={checkpoint}"])
+    params = load_params(REPO / "params.yaml", [f"paths.models={root / 'models'}", f"model.pretrained={checkpoint}",
+                                                *MICRO])
     model = build_model(params, variant).eval()
     register_model_configs()
-    foundation = open_clip.create_model("rsitr-tiny").eval()
+    foundation = open_clip.create_model(TEST_ARCH).eval()
     foundation.load_state_dict(torch.load(checkpoint, weights_only=True), strict=True)
-    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    images = torch.randn(2, 3, model.image_size, model.image_size, generator=torch.Generator().manual_seed(0))
     tokens = model.tokenize(["a river crossing farmland", "many white planes parked near a terminal"])
     with torch.no_grad():
         # the method's own embeddings (adapters and heads included) are the foundation's at the start
@@ -92,7 +96,7 @@ def test_every_method_starts_from_the_foundation(project: dict[str, Any], varian
         assert torch.allclose(model.encode_text(tokens), foundation.encode_text(tokens, normalize=True), atol=1e-6)
         if variant != "ebaker":  # EBAKER sets its own fixed temperature (options.temperature)
             assert torch.equal(model.clip.logit_scale, foundation.logit_scale)  # the foundation's is kept
-        default = build_model(load_params(REPO / "params.yaml"), variant).eval()
+        default = build_model(load_params(REPO / "params.yaml", MICRO), variant).eval()
         assert not torch.allclose(default.clip.encode_image(images), model.clip.encode_image(images), atol=1e-4)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from toy_data import make_toy_benchmark, toy_params_dict
+from toy_data import make_toy_benchmark, migrated_tracking_db, toy_params_dict
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "OMP_NUM_THREADS": "1"}
 
@@ -21,7 +21,7 @@ def write_project(root: Path, *, epochs: int = 1, n_images: int = 36, **train: o
     data = make_toy_benchmark(root / "data", n_images=n_images)
     raw = toy_params_dict(data, epochs=epochs, device="cpu", **train)
     raw["paths"]["models"] = str(root / "models")
-    raw["tracking"] = {"uri": f"sqlite:///{root / 'mlflow.db'}", "connect_timeout_s": 2.0}
+    raw["tracking"] = {"uri": migrated_tracking_db(root / "mlflow.db"), "connect_timeout_s": 2.0}
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path

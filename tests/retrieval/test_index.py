@@ -130,9 +130,11 @@ def test_a_model_reference_resolves_to_a_registry_version_or_a_published_checkpo
     from rsitr.config import load_params
     from rsitr.errors import ConfigError, TrackingError
 
+    from toy_data import migrated_tracking_db
+
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     params = load_params(Path(__file__).resolve().parents[2] / "params.yaml",
-                         [f"paths.models={tmp_path}", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"])
+                         [f"paths.models={tmp_path}", f"tracking.uri={migrated_tracking_db(tmp_path / 'mlflow.db')}"])
     with pytest.raises(TrackingError, match=r"models:/rsitr-finetune@champion does not resolve"):
         resolve_model(params, "models:/rsitr-finetune@champion")
     with pytest.raises(ConfigError, match="is not models:/<name>@<alias>"):

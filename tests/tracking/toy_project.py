@@ -65,8 +65,9 @@ def write_params(root: Path, *, epochs: int = 1, arch: str = "rsitr-tiny") -> Pa
 def create_experiment(root: Path, name: str = EXPERIMENT) -> str:
     """The experiment, with its artifacts under ``root/mlruns`` (not the current directory's)."""
     from mlflow.tracking import MlflowClient
+    from toy_data import migrated_tracking_db  # tests/ is on sys.path through the tests' conftest
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    client = MlflowClient(tracking_uri=migrated_tracking_db(root / "mlflow.db"))
     existing = client.get_experiment_by_name(name)
     if existing is not None:
         return existing.experiment_id

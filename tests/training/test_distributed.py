@@ -28,8 +28,7 @@ def test_shards_concatenate_to_the_global_batches():
         assert sum((s[k * 4:(k + 1) * 4] for s in shards), []) == order[k * 12:(k + 1) * 12]
 
 
-def _start(tmp_path: Path, name: str, variant_entry: dict, nproc: int, batch_size: int, data: Path):  # noqa: PLR0913
-    """Start one training (``nproc`` > 1: under torchrun); ``_result`` waits for it. Runs of a test overlap."""
+def _write_params(tmp_path: Path, name: str, variant_entry: dict, batch_size: int, data: Path) -> Path:
     # SGD: the update is linear in the gradient (Adam's first step divides by |g| and turns
     # float-order noise in near-zero gradients into full-size steps)
     raw = toy_params_dict(data, epochs=1, batch_size=batch_size, warmup_steps=1, lr=0.5, grad_clip=0.0,
@@ -39,42 +38,42 @@ def _start(tmp_path: Path, name: str, variant_entry: dict, nproc: int, batch_siz
     params_path = tmp_path / name / "params.yaml"
     params_path.parent.mkdir(parents=True)
     params_path.write_text(yaml.safe_dump(raw))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    # ``python -m rsitr.train`` with the tests' micro model registered in every process
-    arguments = [str(RUN_WITH_TEST_MODELS), "rsitr.train", "--params", str(params_path), "--variant", "under_test",
-                 "--no-track"]
-    if nproc > 1:
-        torchrun = Path(sys.executable).with_name("torchrun")
-        command = [str(torchrun), "--nproc_per_node", str(nproc), "--master_port", str(29500 + os.getpid() % 1000),
-                   *arguments]
-    else:
-        command = [sys.executable, *arguments]
-    log = (tmp_path / f"{name}.log").open("w")
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True, env=env), log, tmp_path / name
+    return params_path
 
 
-def _result(started) -> dict:
-    process, log, folder = started
-    try:
-        returncode = process.wait(timeout=600)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        log.close()
-    assert returncode == 0, Path(log.name).read_text()[-6000:]
-    return load_checkpoint(folder / "models" / "under_test" / "staging" / "last.pt")
+def _last_checkpoint(params_path: Path) -> dict:
+    return load_checkpoint(params_path.parent / "models" / "under_test" / "staging" / "last.pt")
 
 
 def _run_both(tmp_path: Path, variant_entry: dict, data: Path) -> tuple[dict, dict]:
-    """One process on the global batch and two gloo ranks on halves of it, at the same time."""
-    single = _start(tmp_path, "single", variant_entry, nproc=1, batch_size=2 * PER_RANK_BATCH, data=data)
-    try:
-        double = _start(tmp_path, "double", variant_entry, nproc=2, batch_size=PER_RANK_BATCH, data=data)
-    except BaseException:
-        single[0].kill()
-        raise
-    return _result(single), _result(double)
+    """Two gloo ranks on halves of the global batch (torchrun), and meanwhile ``python -m rsitr.train``'s
+    ``main`` in this process on the whole global batch (one intra-op thread, as each rank has)."""
+    import torch
+
+    from rsitr.train import main
+
+    single = _write_params(tmp_path, "single", variant_entry, 2 * PER_RANK_BATCH, data)
+    double = _write_params(tmp_path, "double", variant_entry, PER_RANK_BATCH, data)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    # ``python -m rsitr.train`` with the tests' micro model registered in every rank
+    command = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(29500 + os.getpid() % 1000),
+               str(RUN_WITH_TEST_MODELS), "rsitr.train", "--params", str(double), "--variant", "under_test",
+               "--no-track"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    threads = torch.get_num_threads()
+    with (tmp_path / "double.log").open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True, env=env)
+        try:
+            torch.set_num_threads(1)
+            assert main(["--params", str(single), "--variant", "under_test", "--no-track"]) == 0
+            returncode = process.wait(timeout=600)
+        finally:
+            torch.set_num_threads(threads)
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert returncode == 0, (tmp_path / "double.log").read_text()[-6000:]
+    return _last_checkpoint(single), _last_checkpoint(double)
 
 
 @pytest.mark.parametrize(

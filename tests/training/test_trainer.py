@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from toy_data import RUN_WITH_TEST_MODELS, TEST_ARCH, make_toy_benchmark, toy_params_dict
+from toy_data import RUN_WITH_TEST_MODELS, TEST_ARCH, toy_params_dict
 from rsitr.config import params_from_dict
 from rsitr.models.trained import load_checkpoint
 from rsitr.app.training import fit
@@ -133,7 +133,7 @@ def _write_params(root: Path, data: Path) -> Path:
 def test_sigkill_during_epoch_2_then_resume_matches_uninterrupted_run(small_toy_benchmark, tmp_path):
     # 3 epochs of 3 steps; the killed run is held after step 1 of epoch 2 (its weights and optimizer have moved
     # past last.pt of epoch 1) and killed there, so the resumed run must redo that step exactly
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}  # one intra-op thread in each run
     straight_params = _write_params(tmp_path / "straight", small_toy_benchmark)
     killed_params = _write_params(tmp_path / "killed", small_toy_benchmark)
     # the uninterrupted run trains meanwhile, in its own process (same code path, same thread count)
@@ -154,6 +154,7 @@ def test_sigkill_during_epoch_2_then_resume_matches_uninterrupted_run(small_toy_
             assert process.returncode == -signal.SIGKILL, "".join(output)[-2000:]
             assert any("epoch 1/3:" in line and "val mR" in line for line in output), "".join(output)[-2000:]
             assert load_checkpoint(tmp_path / "killed" / "models" / "finetune" / "staging" / "last.pt")["epoch"] == 1
+            # a fresh process, as the other two: bit-identical weights need the same process state in each run
             resumed_run = subprocess.run(_train_command(killed_params, "--resume"), capture_output=True, text=True,
                                          timeout=600, env=env)
             assert resumed_run.returncode == 0, resumed_run.stderr[-2000:]
