@@ -22,9 +22,10 @@ export PYTHONUNBUFFERED := 1
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.lock
+# tools/install.py: uv installs the locked versions (pip's indexes passed on); pip if uv fails.
+$(STAMP): pyproject.toml requirements.lock tools/install.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test]'
+	$(BIN)/python tools/install.py -e '.[test]'
 	touch $(STAMP)
 
 run: install
@@ -44,7 +45,7 @@ test-slow: install
 	$(BIN)/python -m pytest -m slow
 
 bench: install
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test,bench]'
+	$(BIN)/python tools/install.py -e '.[test,bench]'
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:

@@ -140,3 +140,45 @@ def test_normalised_local_score_is_within_cosine_range():
     same = F.normalize(torch.ones(1, 6, 8), dim=-1)
     assert torch.allclose(local_similarity(same, prepare_text_tokens(torch.ones(2, 12, 8), mask), mask.sum(1),
                                            normalize=True), torch.ones(1, 2))
+
+
+@pytest.mark.parametrize("mode", ["real", "all"])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_training_gram_path_equals_the_cosine_matrix_in_value_and_gradient(mode, normalize):
+    lengths, context, patches, dim = [3, 0, 7, 5], 10, 6, 8
+    tokens = _tokens(lengths, context, seed=11)
+    mask = text_position_mask(tokens, mode)
+    results = {}
+    for method in ("direct", "gram"):
+        images = _features((3, patches, dim), seed=12).requires_grad_(True)
+        texts = _features((len(lengths), context, dim), seed=13).requires_grad_(True)
+        scores = local_similarity(F.normalize(images, dim=-1), prepare_text_tokens(texts, mask), mask.sum(1),
+                                  normalize=normalize, method=method)
+        weights = _features(tuple(scores.shape), seed=14)  # a loss that weighs every pair differently
+        (scores * weights).sum().backward()
+        results[method] = (scores.detach(), images.grad, texts.grad)
+    for got, expected in zip(results["gram"], results["direct"]):
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(results["gram"][0], _reference(_features((3, patches, dim), 12),
+                                                               _features((4, context, dim), 13), tokens, mode,
+                                                               normalize), rtol=1e-10, atol=1e-10)
+
+
+def test_auto_training_method_counts_multiply_adds():
+    from rsitr.models.local_alignment import cheaper_method
+
+    assert cheaper_method(64, 64, 64, 64, 128) == "gram"  # rsitr-tiny batch, all 64 positions
+    assert cheaper_method(100, 49, 100, 77, 512) == "gram"  # ViT-B-32 at the paper's batch
+    assert cheaper_method(4, 2, 4, 3, 64) == "direct"  # few tokens, wide features
+
+
+def test_gram_path_sums_squares_in_fp32_under_autocast():
+    tokens = _tokens([4, 6], context=8)
+    mask = text_position_mask(tokens, "all")
+    images = F.normalize(torch.randn(3, 5, 16), dim=-1)
+    texts = prepare_text_tokens(torch.randn(2, 8, 16), mask)
+    exact = local_similarity(images, texts, mask.sum(1), method="gram")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = local_similarity(images.bfloat16(), texts.bfloat16(), mask.sum(1), method="gram")
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, exact, rtol=2e-2, atol=2e-2)

@@ -75,30 +75,65 @@ def _pair_scale(text_counts: torch.Tensor, patches: int, dtype: torch.dtype) -> 
     return torch.where(counts > 0, (counts * patches).clamp_min(1.0).rsqrt(), torch.zeros_like(counts))
 
 
+def cheaper_method(images: int, patches: int, texts: int, length: int, dim: int) -> Literal["direct", "gram"]:
+    """The exact computation with fewer multiply-adds for ``images x texts`` pairs.
+
+    ``direct``: ``N*P x C*L`` cosines, ``P*L*D`` per pair. ``gram``: one ``D x D`` Gram matrix per
+    image and per caption (``(N*P + C*L) * D^2``), then ``D^2`` per pair. rsitr-tiny training
+    (64 x 64 pairs, P = L = 64, D = 128): gram is ~10x cheaper; ViT-B-32 (100 x 100, P 49, L 77,
+    D 512): ~3x.
+    """
+    direct = images * texts * patches * length * dim
+    gram = (images * patches + texts * length) * dim * dim + images * texts * dim * dim
+    return "gram" if gram < direct else "direct"
+
+
 def local_similarity(
     image_tokens: torch.Tensor,
     text_tokens: torch.Tensor,
     text_counts: torch.Tensor,
     *,
     normalize: bool = False,
+    method: Literal["auto", "direct", "gram"] = "auto",
 ) -> torch.Tensor:
     """Local scores ``[N, C]`` of every image with every caption, in one (differentiable) step.
 
     ``image_tokens [N, P, D]``: L2-normalised patch tokens. ``text_tokens [C, L, D]``: from
     :func:`prepare_text_tokens` (normalised, zero outside the counted positions).
-    ``text_counts [C]``: number of counted positions per caption. Memory ``N*P*C*L`` floats:
-    use for training batches; evaluation goes through :func:`blockwise_local_similarity`.
+    ``text_counts [C]``: number of counted positions per caption. ``method``: ``direct`` (the
+    cosine matrix, ``N*P*C*L`` floats) or ``gram`` (``||T P^T||_F^2 = <T^T T, P^T P>_F``,
+    ``(N + C) * D^2`` floats); both are exact, ``auto`` takes the cheaper
+    (:func:`cheaper_method`). The squares are summed in at least fp32, also under autocast.
+    Evaluation goes through :func:`blockwise_local_similarity`.
     """
     n, patches, dim = image_tokens.shape
     c, length, _ = text_tokens.shape
-    cosines = image_tokens.reshape(n * patches, dim) @ text_tokens.reshape(c * length, dim).T  # [N*P, C*L]
-    cosines = cosines.to(torch.promote_types(cosines.dtype, torch.float32))  # sum squares in >= fp32 (autocast)
-    squared = cosines.square().reshape(n, patches, c, length).sum(dim=(1, 3))  # [N, C]
+    if method == "auto":
+        method = cheaper_method(n, patches, c, length, dim)
+    if method == "gram":
+        squared = _squared_frobenius_gram(image_tokens, text_tokens)  # [N, C]
+    elif method == "direct":
+        cosines = image_tokens.reshape(n * patches, dim) @ text_tokens.reshape(c * length, dim).T  # [N*P, C*L]
+        cosines = cosines.to(torch.promote_types(cosines.dtype, torch.float32))  # sum squares in >= fp32 (autocast)
+        squared = cosines.square().reshape(n, patches, c, length).sum(dim=(1, 3))  # [N, C]
+    else:
+        raise ValueError(f"method must be 'auto', 'direct' or 'gram', got {method!r}")
     # sqrt has an infinite gradient at 0 (a caption without counted tokens): clamp inside.
     frobenius = squared.clamp_min(1e-12).sqrt()  # [N, C]
     if not normalize:
         return torch.where(squared > 0, frobenius, torch.zeros_like(frobenius))
     return frobenius * _pair_scale(text_counts, patches, frobenius.dtype)[None, :]
+
+
+def _squared_frobenius_gram(image_tokens: torch.Tensor, text_tokens: torch.Tensor) -> torch.Tensor:
+    """``||T_j P_i^T||_F^2`` for every pair ``[N, C]`` as ``<P_i^T P_i, T_j^T T_j>_F``, differentiable, >= fp32."""
+    dtype = torch.promote_types(image_tokens.dtype, torch.float32)
+    with torch.autocast(image_tokens.device.type, enabled=False):
+        images = image_tokens.to(dtype)  # [N, P, D]
+        texts = text_tokens.to(dtype)  # [C, L, D]
+        image_grams = (images.transpose(1, 2) @ images).flatten(1)  # [N, D*D]
+        text_grams = (texts.transpose(1, 2) @ texts).flatten(1)  # [C, D*D]
+        return image_grams @ text_grams.T  # [N, C]
 
 
 def _flat_gram(tokens: torch.Tensor, chunk: int = 64) -> torch.Tensor:
