@@ -62,3 +62,37 @@ def test_synth_command_is_deterministic_across_runs(tmp_path):
     assert first == second and len(first) > 200
     assert any(k.endswith("ground_truth.json") for k in first)
     assert any(k.endswith("dataset.json") for k in first) and any(k.endswith("test_filename.txt") for k in first)
+
+
+def test_a_forked_worker_dies_on_sigterm_while_the_cli_process_unwinds():
+    """Pool.terminate() SIGTERMs forked workers: they must die, not raise inside multiprocessing's shutdown."""
+    import os
+    import signal
+    import time
+
+    import rsitr.cli as cli
+    from rsitr.errors import Terminated
+
+    previous = signal.signal(signal.SIGTERM, cli._terminate)
+    cli._HANDLER_PID.append(os.getpid())
+    try:
+        pid = os.fork()
+        if pid == 0:  # the worker: sleeping, as a pool worker waits for tasks
+            try:
+                time.sleep(30)
+            except BaseException:  # the inherited handler raised: the hang's cause
+                os._exit(3)
+            os._exit(0)
+        time.sleep(0.3)
+        os.kill(pid, signal.SIGTERM)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+        try:
+            cli._terminate(signal.SIGTERM, None)
+        except Terminated:
+            pass
+        else:
+            raise AssertionError("the CLI process itself must unwind with Terminated")
+    finally:
+        cli._HANDLER_PID.pop()
+        signal.signal(signal.SIGTERM, previous)

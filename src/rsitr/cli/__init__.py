@@ -37,9 +37,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = args.debug or os.environ.get("RSITR_DEBUG") == "1"
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None  # unwinds like Ctrl-C
+    _HANDLER_PID.append(os.getpid())
     try:
         return _run(args, debug)
     finally:
+        _HANDLER_PID.pop()
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
 
@@ -80,7 +82,16 @@ def _end_open_runs() -> None:
         tracking.end_open_runs("KILLED")
 
 
+_HANDLER_PID: list[int] = []  # the process whose SIGTERM unwinds; forked workers inherit the handler
+
+
 def _terminate(signum: int, frame: object) -> None:
+    if _HANDLER_PID and os.getpid() != _HANDLER_PID[-1]:
+        # A forked worker (a multiprocessing pool being terminated): die as SIGTERM's default action would,
+        # instead of raising inside multiprocessing's own shutdown code, which can leave the pool hanging.
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     raise Terminated(f"signal {signum}")
 
 

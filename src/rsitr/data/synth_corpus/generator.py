@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import json
 import multiprocessing
+import signal
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -50,8 +51,15 @@ def _made_items(seed: int, plan: list[CorpusItem], workers: int) -> Iterator[Mad
     if workers <= 1:
         yield from (make_item(seed, item) for item in plan)
         return
-    with multiprocessing.get_context().Pool(workers) as pool:
+    with multiprocessing.get_context().Pool(workers, initializer=_default_sigterm) as pool:
         yield from pool.imap(make_item_star, ((seed, item) for item in plan), chunksize=CHUNK_SIZE)
+        pool.close()  # let the workers exit; the context's terminate() then signals no one
+        pool.join()
+
+
+def _default_sigterm() -> None:
+    """Pool workers die on SIGTERM (Pool.terminate) instead of running a handler inherited from the caller."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _prepare_staging(out_dir: Path) -> Path:
