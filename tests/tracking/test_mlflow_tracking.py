@@ -52,3 +52,25 @@ def test_train_command_stops_before_training_when_tracking_is_down(tmp_path):
     assert "unreachable" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "m").exists()
     assert time.perf_counter() - start < 60
+
+
+def test_fluent_uri_leaves_no_tracking_uri_behind(monkeypatch, tmp_path):
+    """mlflow.set_tracking_uri writes MLFLOW_TRACKING_URI, which rsitr lets win over params: restored after."""
+    import os
+
+    import mlflow
+
+    from rsitr.tracking.mlflow_tracking import fluent_uri
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "sqlite:///kept.db")
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    before = mlflow.get_tracking_uri()
+    with fluent_uri(other):
+        assert mlflow.get_tracking_uri() == other == os.environ["MLFLOW_TRACKING_URI"]
+        assert mlflow.get_registry_uri() == other
+    assert "MLFLOW_TRACKING_URI" not in os.environ and os.environ["MLFLOW_REGISTRY_URI"] == "sqlite:///kept.db"
+    assert mlflow.get_tracking_uri() == before
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI")
+    monkeypatch.chdir(tmp_path)  # nothing pinned: the defaults still follow the working directory
+    assert mlflow.get_registry_uri() == mlflow.get_tracking_uri() != before

@@ -34,6 +34,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
+from prefect.logging import get_logger
 from prefect.concurrency.sync import concurrency
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -141,9 +143,17 @@ def torchrun_command(params_path: str, overrides: Sequence[str], variant: str, n
     return command
 
 
+def _run_logger() -> Any:
+    """The Prefect run logger; rsitr's Prefect logger when called outside a flow or task run (``task.fn``)."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return get_logger("rsitr.flows")
+
+
 def run_logged(command: list[str]) -> None:
     """Run ``command``, forwarding each output line to the Prefect run logger."""
-    logger = get_run_logger()
+    logger = _run_logger()
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as process:
         assert process.stdout is not None
         for line in process.stdout:

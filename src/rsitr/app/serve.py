@@ -155,21 +155,28 @@ class SearchService:
                 self.check_error = str(exc)
                 self.last_check = _now()
                 return
-            self.check_error, self.last_check, self.alias_points_to = None, _now(), target
+            # health() reads without the lock, current first, then alias_points_to, then pending: each
+            # branch writes pending before the fields a reader checks first, so no reader sees a new
+            # version or alias beside a stale pending message.
+            self.check_error, self.last_check = None, _now()
             if self.current is not None and str(self.current.model.get("version")) == target:
-                self.pending = None
+                self.pending, self.alias_points_to = None, target
                 return
             folder = self.find_index(target)
             if folder is None:
                 self.pending = (f"no index for {self.name} v{target} yet: rsitr index build --model "
                                 f"models:/{self.name}/{target} --images DIR --out {self.index_root}/{self.name}-v{target}")
+                self.alias_points_to = target
                 return
             try:
                 loaded = self._load(folder)
             except Exception as exc:  # noqa: BLE001 - a broken new version must not stop the served one
                 self.pending = f"{self.name} v{target} failed to load from {folder}: {type(exc).__name__}: {exc}"
+                self.alias_points_to = target
                 return
-            self.current, self.pending = loaded, None  # one reference swap: requests see old or new, never half
+            self.pending = None
+            self.current = loaded  # one reference swap: requests see old or new, never half
+            self.alias_points_to = target
             print(f"rsitr serve: now serving {self.name} v{target} ({folder})", file=sys.stderr)
 
     def _poll(self) -> None:

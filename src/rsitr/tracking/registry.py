@@ -28,7 +28,7 @@ from typing import Any
 
 from rsitr.config import RsitrParams, to_dict
 from rsitr.errors import ConfigError, ModelError, TrackingError
-from rsitr.tracking.mlflow_tracking import ensure_reachable, tracking_uri
+from rsitr.tracking.mlflow_tracking import ensure_reachable, fluent_uri, tracking_uri
 from rsitr.tracking.pyfunc_model import log_embedding_model
 
 CHAMPION = "champion"
@@ -154,23 +154,22 @@ def register_model(params: RsitrParams, variant: str, run_id: str, *, model: Any
 
     Registering a run that already has a version of this model reuses that version.
     """
-    import mlflow
-
     client = registry_client(params)
     run = finished_run(client, params, variant, run_id)
     reused = existing_version(client, params, variant, run_id)
     if reused is not None:
         return reused
     name = registered_name(params, variant)
-    mlflow.set_tracking_uri(tracking_uri(params))
-    info = log_embedding_model(run_id, model=model, params_tree=_bundled_params(params, variant), variant=variant,
-                               example_text=example_text, example_image=example_image, hash_heads=hash_heads)
-    client.set_terminated(run_id, status="FINISHED")
-    check_loads(info.model_uri, example_text)
-    version = client.create_model_version(
-        name, info.model_uri, run_id=run_id, tags=_version_tags(params, variant, run),
-        description=f"{variant} from run {run_id}", model_id=info.model_id,
-    )
+    with fluent_uri(tracking_uri(params)):
+        info = log_embedding_model(run_id, model=model, params_tree=_bundled_params(params, variant),
+                                   variant=variant, example_text=example_text, example_image=example_image,
+                                   hash_heads=hash_heads)
+        client.set_terminated(run_id, status="FINISHED")
+        check_loads(info.model_uri, example_text)
+        version = client.create_model_version(  # resolves the models:/<model_id> source through the fluent URI
+            name, info.model_uri, run_id=run_id, tags=_version_tags(params, variant, run),
+            description=f"{variant} from run {run_id}", model_id=info.model_id,
+        )
     client.set_registered_model_alias(name, CHALLENGER, version.version)
     return Registration(name, str(version.version), run_id, info.model_uri, reused=False, model_id=info.model_id)
 
@@ -388,7 +387,6 @@ def download_model_version(params: RsitrParams, ref: ModelVersionRef, dst: str) 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = tracking_uri(params)
     ensure_reachable(uri, params.tracking.connect_timeout_s)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{ref.name}/{ref.version}/artifacts",
-                                               dst_path=dst)
+    with fluent_uri(uri):
+        return mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{ref.name}/{ref.version}/artifacts",
+                                                   dst_path=dst)
