@@ -70,11 +70,10 @@ def test_benchmark_flow_end_to_end(flows, prefect_api, toy_project: Path, tmp_pa
     assert decision["promoted"] and decision["challenger"] == "1" and "no champion yet" in decision["message"]
     assert str(client.get_model_version_by_alias("rsitr-finetune", "champion").version) == "1"
     assert str(client.get_model_version_by_alias("rsitr-zeroshot", "challenger").version) == "1"
-    logged = {m.name for m in __import__("mlflow").search_logged_models(
-        experiment_ids=[client.get_experiment_by_name(params.tracking.experiment).experiment_id], output_format="list")}
-    assert logged == {"model"} and len(__import__("mlflow").search_logged_models(
-        experiment_ids=[client.get_experiment_by_name(params.tracking.experiment).experiment_id],
-        output_format="list")) == 2  # one logged model per trained variant
+    experiment_id = client.get_experiment_by_name(params.tracking.experiment).experiment_id
+    logged = client.search_logged_models(experiment_ids=[experiment_id])  # this project's store, not the global URI
+    assert [m.name for m in logged] == ["model", "model"]  # one logged model per trained variant
+    assert {m.source_run_id for m in logged} == {result["variants"][v]["train"]["run_id"] for v in ("zeroshot", "finetune")}
 
 
 def _trained(result: dict) -> dict[str, bool]:

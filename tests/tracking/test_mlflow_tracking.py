@@ -74,3 +74,36 @@ def test_fluent_uri_leaves_no_tracking_uri_behind(monkeypatch, tmp_path):
     monkeypatch.delenv("MLFLOW_REGISTRY_URI")
     monkeypatch.chdir(tmp_path)  # nothing pinned: the defaults still follow the working directory
     assert mlflow.get_registry_uri() == mlflow.get_tracking_uri() != before
+
+
+def test_concurrent_fluent_blocks_take_turns(tmp_path):
+    """Registrations run in a flow's task threads: one thread's restore must not pull the URI from under another."""
+    import threading
+
+    import mlflow
+
+    from rsitr.tracking.mlflow_tracking import fluent_uri
+
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    first_inside, second_started, first_done = threading.Event(), threading.Event(), threading.Event()
+    seen: list[str] = []
+
+    def first() -> None:
+        with fluent_uri(uri):
+            first_inside.set()
+            second_started.wait(10)
+        first_done.set()
+
+    def second() -> None:
+        first_inside.wait(10)
+        second_started.set()
+        with fluent_uri(uri):
+            first_done.wait(10)  # the first block has restored the URIs by now
+            seen.append(mlflow.get_tracking_uri())
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert seen == [uri]

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import subprocess
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -41,6 +42,9 @@ FIX = ("Start it (`mlflow server --host 127.0.0.1 --port 5000`) or point trackin
 URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
+_FLUENT_LOCK = threading.RLock()  # the fluent URIs are process-wide: one block at a time (Prefect task threads)
+
+
 @contextlib.contextmanager
 def fluent_uri(uri: str) -> Iterator[None]:
     """MLflow's fluent API (``log_model``, ``load_model``, ``download_artifacts``) on ``uri`` for the block only.
@@ -48,26 +52,28 @@ def fluent_uri(uri: str) -> Iterator[None]:
     ``mlflow.set_tracking_uri`` and ``set_registry_uri`` also write MLFLOW_TRACKING_URI and
     MLFLOW_REGISTRY_URI, and :func:`tracking_uri` lets the environment win over params: left
     behind, they would send every later run of this process (another params file) to ``uri``.
+    The URIs are global, so concurrent blocks (registrations in a flow's task threads) take turns.
     """
     import mlflow
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    saved_env = {name: os.environ.get(name) for name in URI_VARIABLES}
-    # the URIs as set (None: never set), not as resolved: restoring a resolved default would pin it
-    saved = getattr(tracking_utils, "_tracking_uri", None), getattr(registry_utils, "_registry_uri", None)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(saved[0])
-        mlflow.set_registry_uri(saved[1])
-        for name, value in saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with _FLUENT_LOCK:
+        saved_env = {name: os.environ.get(name) for name in URI_VARIABLES}
+        # the URIs as set (None: never set), not as resolved: restoring a resolved default would pin it
+        saved = getattr(tracking_utils, "_tracking_uri", None), getattr(registry_utils, "_registry_uri", None)
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(saved[0])
+            mlflow.set_registry_uri(saved[1])
+            for name, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 def bound_http_calls(timeout_s: float) -> None:
