@@ -173,7 +173,7 @@ def blockwise_local_similarity(
       ``(bi + bt) * D^2`` floats, independent of the caption length. Cheaper when
       ``P * L_b > D`` (ViT-B-32: 49 patches x ~20 words = ~1000 vs 512).
 
-    ``auto`` picks ``gram`` when ``P * mean caption extent > 1.5 * D``.
+    ``auto`` picks the one with fewer multiply-adds for a block (:func:`cheaper_method`).
     """
     if block_size < 1:
         raise ValueError(f"block_size must be positive, got {block_size}")
@@ -185,9 +185,9 @@ def blockwise_local_similarity(
     extent = (mask * positions).amax(dim=1)  # [C] last counted position + 1 (0: none)
     order = torch.argsort(extent, stable=True)  # [C] short captions first
     scale = _pair_scale(counts, patches, image_tokens.dtype) if normalize else None
-    if method == "auto":
-        mean_span = float(extent.float().mean()) if c else 0.0
-        method = "gram" if patches * mean_span > 1.5 * dim else "direct"
+    if method == "auto":  # one block's cost at the mean caption extent
+        mean_span = max(1, round(float(extent.float().mean()))) if c else 1
+        method = cheaper_method(min(n, block_size), patches, min(c, block_size), mean_span, dim)
     if method not in ("direct", "gram"):
         raise ValueError(f"method must be 'auto', 'direct' or 'gram', got {method!r}")
     text_blocks = []
