@@ -9,6 +9,7 @@ import pandas as pd
 
 from rsitr.config import load_params
 from rsitr.app.summary import print_summary
+from rsitr.tracking.claims import COLUMNS as CLAIM_COLUMNS
 from rsitr.tracking.leaderboard import COLUMNS
 
 
@@ -36,7 +37,7 @@ def test_summary_points_to_results_and_ranks_measured_rows(tmp_path: Path, monke
     reports = tmp_path / "reports"
     reports.mkdir()
     (reports / "leaderboard.md").write_text("# rsitr leaderboard\n")
-    rows = [_row("measured", "zeroshot", 10.0), _row("measured", "finetune", 30.0),
+    rows = [_row("measured", "zeroshot", 10.0), {**_row("measured", "finetune", 30.0), "mR_ci_low": 27.5, "mR_ci_high": 32.25},
             _row("reported", "EBAKER", 40.7, "RSICD"), _row("measured", "finetune", 20.0, "synth_sydney")]
     pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(reports / "leaderboard.csv", index=False)
     out = io.StringIO()
@@ -46,8 +47,18 @@ def test_summary_points_to_results_and_ranks_measured_rows(tmp_path: Path, monke
     lines = text.splitlines()
     start = lines.index("  synth_rsicd [en]  (mR | i2t R@1 | t2i R@1)")
     assert lines[start + 1].split()[:2] == ["finetune", "30.00"] and lines[start + 2].split()[:2] == ["zeroshot", "10.00"]
+    assert lines[start + 1].endswith("CI [27.50, 32.25]") and "CI" not in lines[start + 2]
+    assert "Claims" not in text  # no claims.csv yet
     assert "  synth_sydney [en]  (mR | i2t R@1 | t2i R@1)" in lines
     assert "EBAKER" not in text and "+ 1 published (reported) rows" in text
+    claim = {**dict.fromkeys(CLAIM_COLUMNS), "claim": "EBAKER beats CLIP fine-tuning", "test_set": "synth_rsicd",
+             "language": "en", "method": "ebaker", "baseline": "finetune", "measure": "mR", "measured_effect": -8.2,
+             "ci_low": -13.3, "ci_high": -2.9, "verdict": "not reproduced"}
+    pd.DataFrame([claim], columns=list(CLAIM_COLUMNS)).to_csv(reports / "claims.csv", index=False)
+    out = io.StringIO()
+    print_summary(params, out=out)
+    assert ("  not reproduced  synth_rsicd [en] ebaker vs finetune (mR): -8.20 [-13.30, -2.90] - EBAKER beats CLIP "
+            "fine-tuning") in out.getvalue().splitlines()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
     out = io.StringIO()
     print_summary(params, out=out)

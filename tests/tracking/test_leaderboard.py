@@ -115,7 +115,8 @@ def test_a_real_benchmark_gets_its_reported_rows_inline_and_c2f_rows_are_kept(tr
     measured = pd.read_csv(files.csv).query("label == 'measured'")
     c2f = measured[measured["model"] == "petl + c2f"].iloc[0]
     assert c2f["mR"] == 29.0 and c2f["inference_s"] == 1.5
-    assert re.search(r"\| measured \| \*\*petl\*\* \| finetune \| 30\.00 .* \| 161\.1K \| 151\.00M \| 1h 00m \|", section)
+    assert re.search(r"\| measured +\| \*\*petl\*\* +\| finetune +\| 30\.00 .*\| 161\.1K +\| 151\.00M +\| 1h 00m +\|",
+                     section)
 
 
 def test_latest_finished_run_per_variant_unless_all_runs(trained_toy: Path) -> None:

@@ -4,7 +4,9 @@
 the checkpoint (``models/<variant>/hash_heads.pt``, with the checkpoint's sha256);
 ``run_c2f_evaluate`` evaluates "<variant> + c2f" on every test target, writing
 ``metrics/c2f/<variant>/*.json`` and ``test.<set>.<lang>.c2f.*`` metrics on the variant's
-MLflow run, so the leaderboard shows the row. The method is in
+MLflow run, so the leaderboard shows the row, and the per-query ranks of the c2f ranking as
+``models/<variant>/ranks/c2f/<test_set>.<lang>.npz`` (run artifact ``ranks/c2f/``, for the
+leaderboard's bootstrap). The method is in
 ``rsitr.retrieval.coarse_to_fine``.
 """
 
@@ -27,6 +29,7 @@ from rsitr.models.trained import load_trained_model
 from rsitr.retrieval.coarse_to_fine import evaluate_coarse_to_fine, train_hash_heads
 from rsitr.retrieval.hash_head import HashHeads, load_hash_heads, save_hash_heads
 from rsitr.retrieval.index import sha256_file
+from rsitr.retrieval.ranks import save_ranks
 
 
 def load_variant_heads(params: RsitrParams, variant: str, checkpoint: str | Path | None = None
@@ -78,14 +81,16 @@ def run_c2f_train(params: RsitrParams, variant: str) -> dict[str, Any]:
     return summary
 
 
-def _log_to_variant_run(params: RsitrParams, variant: str, payload: dict[str, Any], timings: dict[str, Any]) -> None:
-    """Add the c2f figures to the variant's MLflow run (``test.<set>.<lang>.c2f.<metric>``)."""
+def _log_to_variant_run(params: RsitrParams, variant: str, payload: dict[str, Any], timings: dict[str, Any],
+                        ranks: Path) -> None:
+    """Add the c2f figures to the variant's MLflow run (``test.<set>.<lang>.c2f.<metric>``), ranks as ``ranks/c2f/``."""
     tracker = variant_tracker(params, variant)
     if tracker is None:
         return
     prefix = f"test.{payload['test_set']}.{payload['language']}.c2f"
     tracker.log_metrics({f"{prefix}.{k}": payload[k] for k in RECALLS})
     tracker.log_metrics({f"{prefix}.{k}": v for k, v in timings.items() if isinstance(v, (int, float))})
+    tracker.log_artifact(ranks, "ranks/c2f")
     tracker.end("FINISHED")
 
 
@@ -107,9 +112,10 @@ def run_c2f_evaluate(params: RsitrParams, variant: str, *, track: bool = True) -
             "images": evaluation["images"], "captions": evaluation["captions"], "c2f": to_dict(params.c2f),
         }
         path = write_json(paths.metrics_file(variant, test_set, language, c2f=True), payload)
+        ranks = save_ranks(paths.ranks_file(variant, test_set, language, c2f=True), evaluation["ranks"])
         results[path.name] = {**payload, "timings": evaluation["timings"]}
         if track:
-            _log_to_variant_run(params, variant, payload, evaluation["timings"])
+            _log_to_variant_run(params, variant, payload, evaluation["timings"], ranks)
         exhaustive = evaluation.get("exhaustive_metrics") or {}
         print(f"{variant} + c2f on {test_set} [{language}]: mR {payload['mR']:.2f} "
               f"(coarse {evaluation['coarse_metrics']['mR']:.2f}, exhaustive {exhaustive.get('mR', float('nan')):.2f})")

@@ -10,6 +10,13 @@ its planted twin pairs whose two images are both in a test set add ``twin_acc``,
 ``twin_acc_t2i``, ``twin_acc_i2t`` and ``twin_pairs`` (``rsitr.retrieval.twins``) to that
 test set's file and run, under the same names; a real dataset (no file) or a test set
 without a complete pair gets none of them.
+
+Per-query ranks: each evaluation also writes ``models/<variant>/ranks/<test_set>.<lang>.npz``
+(``rsitr.retrieval.ranks``: both directions' first-match ranks, the caption->image index,
+the image ids and the twin pairs' outcomes) and logs it as the run's artifact
+``ranks/<test_set>.<lang>.npz``; the leaderboard's bootstrap reads it from there. It lives
+under the git-ignored ``models/`` (not ``metrics/``, which is committed and parsed whole by
+``dvc metrics``), so the metrics files stay small and byte-identical across identical runs.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from rsitr.errors import DataError
 from rsitr.models import resolve_device
 from rsitr.models.trained import load_trained_model
 from rsitr.retrieval.evaluate import evaluate_split
+from rsitr.retrieval.ranks import save_ranks
 from rsitr.retrieval.twins import twin_index_pairs
 from rsitr.tracking.mlflow_tracking import Tracker
 
@@ -106,6 +114,7 @@ def _evaluate(params: RsitrParams, variant: str, track: bool) -> dict[str, Any]:
             payload = {"variant": variant, "method": v.method, "test_set": test_set, "language": language,
                        **figures, "images": evaluation["images"], "captions": evaluation["captions"], **counts}
             path = write_json(paths.metrics_file(variant, test_set, language), payload)
+            ranks = save_ranks(paths.ranks_file(variant, test_set, language), evaluation["ranks"])
             results[path.stem] = {**payload, "timings": evaluation["timings"]}
             print(_summary_line(payload))
             if tracker is not None:
@@ -113,6 +122,7 @@ def _evaluate(params: RsitrParams, variant: str, track: bool) -> dict[str, Any]:
                 tracker.log_metrics({f"{prefix}.{k}": payload[k] for k in figures})
                 tracker.log_metrics({f"{prefix}.{k}": t for k, t in evaluation["timings"].items()})
                 tracker.log_artifact(path, "metrics")
+                tracker.log_artifact(ranks, "ranks")
     except BaseException:
         if tracker is not None:
             tracker.end("FAILED")

@@ -218,7 +218,7 @@ def register_task(params_path: str, overrides: list[str], variant: str) -> dict[
 def leaderboard_task(params_path: str, overrides: list[str]) -> dict[str, Any]:
     files = run_leaderboard(_params(params_path, overrides))
     return {"markdown": str(files.markdown), "csv": str(files.csv), "models": list(files.models),
-            "reported_rows": files.reported_rows}
+            "reported_rows": files.reported_rows, "claims": str(files.claims), "claim_rows": files.claim_rows}
 
 
 @task(name="promote", task_run_name="promote-{variant}", cache_policy=NO_CACHE)

@@ -14,7 +14,8 @@ splits and models as arguments. Layout (relative to the ``paths`` section of par
     ``<variant>/best.pt`` + ``run.json`` (the published model and the MLflow run + fingerprint
     that made it; both change only when a training finishes), ``staging/`` (the training in
     progress: ``last.pt``, ``best.pt``), ``train.json``, ``hash_heads.pt`` (coarse-to-fine),
-    ``eliminated.json`` (EBA), ``.lock`` (one process per variant).
+    ``eliminated.json`` (EBA), ``.lock`` (one process per variant),
+    ``ranks/[c2f/]<test_set>.<lang>.npz`` (per-query ranks of each evaluation, for the bootstrap).
     ``foundation/foundation.pt`` + ``run.json`` + ``pretrain.json`` (``rsitr pretrain``; ``staging/last.pt``).
 ``metrics/`` (written by the flows, committed; ``dvc metrics show`` reads them)
     ``<variant>/<test_set>[.<lang>].json``, ``c2f/<variant>/<test_set>[.<lang>].json``.
@@ -146,10 +147,23 @@ class ProjectPaths:
         folder = self.metrics / "c2f" / variant if c2f else self.metrics / variant
         return folder / f"{test_set}{suffix}.json"
 
+    def ranks_file(self, variant: str, test_set: str, language: str, *, c2f: bool = False) -> Path:
+        """``models/<variant>/ranks/[c2f/]<test_set>.<lang>.npz``: the evaluation's per-query ranks.
+
+        Not under ``metrics/``: that folder is committed and read whole by ``dvc metrics``; the
+        ranks are binary, change with every model, and travel as MLflow artifacts (``ranks/``)."""
+        folder = self.variant_dir(variant) / "ranks"
+        return (folder / "c2f" if c2f else folder) / f"{test_set}.{language}.npz"
+
     # ------------------------------------------------------------------ reports
     @property
     def leaderboard_dir(self) -> Path:
         return self.reports
+
+    @property
+    def claims(self) -> Path:
+        """``reports/claims.csv``: the papers' claims with their paired bootstrap verdicts."""
+        return self.reports / "claims.csv"
 
     def retrieval_report_dir(self, variant: str) -> Path:
         return self.reports / "retrieval" / variant

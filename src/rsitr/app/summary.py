@@ -1,6 +1,6 @@
 """``rsitr summary``: where the results of the last run are, and the leaderboard's top rows.
 
-Reads only files (``metrics/``, ``models/``, ``reports/leaderboard.csv``), so it is instant
+Reads only files (``metrics/``, ``models/``, ``reports/leaderboard.csv``, ``reports/claims.csv``), so it is instant
 and works without the tracking server; the leaderboard itself is written from MLflow by
 the last step of the benchmark flow (``rsitr leaderboard`` by hand).
 """
@@ -32,10 +32,28 @@ def _top_rows(csv_path: Path, top: int) -> list[str]:
     for (test_set, language), rows in measured.groupby(["test_set", "language"], sort=True):
         lines.append(f"  {test_set} [{language}]  (mR | i2t R@1 | t2i R@1)")
         for row in rows.sort_values("mR", ascending=False, kind="stable").head(top).itertuples():
-            lines.append(f"    {row.model:<24} {row.mR:6.2f} | {row.i2t_R1:6.2f} | {row.t2i_R1:6.2f}")
+            ci = "" if pd.isna(getattr(row, "mR_ci_low", None)) else f"  CI [{row.mR_ci_low:.2f}, {row.mR_ci_high:.2f}]"
+            lines.append(f"    {row.model:<24} {row.mR:6.2f} | {row.i2t_R1:6.2f} | {row.t2i_R1:6.2f}{ci}")
     reported = int((table["label"] == "reported").sum())
     if reported:
         lines.append(f"  + {reported} published (reported) rows with citations in the leaderboard")
+    return lines
+
+
+def _claim_lines(csv_path: Path) -> list[str]:
+    """One line per claim of ``claims.csv``: verdict, effect and interval."""
+    import pandas as pd
+
+    claims = pd.read_csv(csv_path)
+    if claims.empty:
+        return ["  (no claim has both of its rows in the leaderboard)"]
+    lines = []
+    for row in claims.itertuples():
+        interval = "" if pd.isna(row.ci_low) or row.measure == "trainable_share" else \
+            f" [{row.ci_low:+.2f}, {row.ci_high:+.2f}]"
+        effect = "n/a" if pd.isna(row.measured_effect) else f"{row.measured_effect:+.2f}"
+        lines.append(f"  {row.verdict:<15} {row.test_set} [{row.language}] {row.method} vs {row.baseline} "
+                     f"({row.measure}): {effect}{interval} - {row.claim}")
     return lines
 
 
@@ -45,7 +63,7 @@ def print_summary(params: RsitrParams, *, top: int = TOP_ROWS, out: TextIO | Non
     metrics, models, reports = (Path(p) for p in (params.paths.metrics, params.paths.models, params.paths.reports))
     metric_files = sorted(metrics.glob("*/*.json"))
     checkpoints = sorted(models.glob("*/best.pt"))
-    board, table = reports / "leaderboard.md", reports / "leaderboard.csv"
+    board, table, claims = reports / "leaderboard.md", reports / "leaderboard.csv", reports / "claims.csv"
     uri = tracking_uri(params)
     lines = [
         "rsitr results",
@@ -57,4 +75,6 @@ def print_summary(params: RsitrParams, *, top: int = TOP_ROWS, out: TextIO | Non
     ]
     if table.is_file():
         lines += ["", "Leaderboard, top rows (measured):"] + _top_rows(table, top)
+    if claims.is_file():
+        lines += ["", f"Claims ({claims}; rule: docs/uncertainty.md):"] + _claim_lines(claims)
     print("\n".join(lines), file=out)

@@ -215,6 +215,25 @@ class BenchmarkParams:
 
 
 @dataclass(frozen=True)
+class ReportParams:
+    """The leaderboard's uncertainty and the claims table (``rsitr.retrieval.bootstrap``,
+    ``rsitr.tracking.claims``): a seeded paired bootstrap over test images, recomputed from the
+    stored per-query ranks of every evaluation."""
+
+    bootstrap_samples: int = 1000  # resamples of the test images (and of the twin pairs)
+    bootstrap_seed: int = 0  # numpy default_rng seed: the same resamples for every row of a test set
+    confidence: float = 0.95  # percentile interval
+    noninferiority_margin: float = 2.0  # mR points: "without sacrifice" / "close to" claims allow this much loss
+    fine_share_limit: float = 7.0  # CFITR: percent of image-caption pairs the fine stage may score
+
+    def validate(self, path: str) -> None:
+        at_least(self, path, 1, "bootstrap_samples")
+        at_least(self, path, 0, "bootstrap_seed", "noninferiority_margin", "fine_share_limit")
+        if not 0.0 < self.confidence < 1.0:
+            raise ConfigError(f"{path}.confidence: expected a level in (0, 1), e.g. 0.95, got {self.confidence}")
+
+
+@dataclass(frozen=True)
 class CoarseToFineParams:
     """CFITR-style retrieval (Zhou, Wu, Deng, GRSL 2024): hash codes, PPSR, re-ranking."""
 
@@ -450,6 +469,7 @@ class RsitrParams:
     synth_corpus: SynthCorpusParams = field(default_factory=lambda: SynthCorpusParams())
     pretrain: PretrainParams = field(default_factory=lambda: PretrainParams())
     benchmark: BenchmarkParams = field(default_factory=lambda: BenchmarkParams())
+    report: ReportParams = field(default_factory=lambda: ReportParams())
 
     def variant(self, name: str) -> VariantParams:
         """The variant called ``name``; an unknown name lists the valid ones."""

@@ -36,6 +36,7 @@ from rsitr.retrieval.evaluate import encode_split
 from rsitr.retrieval.hash_head import HashHeads, fit_hash_heads
 from rsitr.retrieval.metrics import i2t_ranks, recall_at_k, retrieval_metrics, t2i_ranks
 from rsitr.retrieval.ppsr import ppsr as ppsr_rescore
+from rsitr.retrieval.ranks import QueryRanks
 from rsitr.retrieval.search import hamming_similarity, stable_topk
 
 __all__ = [
@@ -227,7 +228,8 @@ def evaluate_coarse_to_fine(
             (``exhaustive_metrics``) and time, the reference c2f approximates.
 
     Returns:
-        ``{"metrics": {i2t_R1..mR}, "coarse_metrics": {...}, "exhaustive_metrics": {...}
+        ``{"metrics": {i2t_R1..mR}, "ranks": QueryRanks (of the c2f ranking), "coarse_metrics": {...},
+        "exhaustive_metrics": {...}
         (when asked), "timings": {...}, "images", "captions", "candidates", "ppsr",
         "coarse_only"}``.
     """
@@ -246,9 +248,11 @@ def evaluate_coarse_to_fine(
     )
     timings.update(ranking["timings"])
     owner = split.caption_image
-    metrics = metrics_from_matrices(ranking["i2t"], ranking["t2i"], owner)
+    ranks = QueryRanks(i2t=i2t_ranks(ranking["i2t"], owner), t2i=t2i_ranks(ranking["t2i"], owner),  # [N], [C]
+                       caption_image=np.asarray(owner, dtype=np.int64), images=tuple(str(i) for i in split.image_ids))
     result: dict[str, Any] = {
-        "metrics": metrics,
+        "metrics": ranks.metrics(),  # = metrics_from_matrices(ranking["i2t"], ranking["t2i"], owner)
+        "ranks": ranks,
         "coarse_metrics": retrieval_metrics(ranking["coarse"], owner),
         "images": split.num_images,
         "captions": len(split.captions),

@@ -5,6 +5,10 @@ Encodes every image and caption once, scores them with the variant's own scorer
 both directions and mR (``rsitr.retrieval.metrics``). Also times each phase, as the
 papers compare inference time (EBAKER Table 7). Given twin pairs (image indices of the
 split), adds the twin accuracies of ``rsitr.retrieval.twins`` on the same score matrix.
+
+It also returns the per-query ranks (``rsitr.retrieval.ranks.QueryRanks``, with the twin
+pairs' outcomes), from which the recalls are computed, so a stored ranks file gives the
+stored figures exactly and the bootstrap (``rsitr.retrieval.bootstrap``) needs no model.
 """
 
 from __future__ import annotations
@@ -16,8 +20,11 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from rsitr.retrieval.metrics import retrieval_metrics
-from rsitr.retrieval.twins import twin_accuracy
+import numpy as np
+
+from rsitr.retrieval.metrics import query_ranks
+from rsitr.retrieval.ranks import QueryRanks, TwinOutcomes
+from rsitr.retrieval.twins import twin_outcomes
 from rsitr.data.images import EvalImages, ImageLoader
 from rsitr.data.manifest import RetrievalSplit
 
@@ -63,6 +70,7 @@ def evaluate_split(
 
     With ``twin_pairs`` (image indices into ``split``), ``"twins"`` holds
     :func:`rsitr.retrieval.twins.twin_accuracy` of the same scores; without, it is absent.
+    ``"ranks"`` is the :class:`QueryRanks` the recalls (and twin accuracies) are computed from.
     """
     image_embeddings, text_embeddings, timings = encode_split(model, split, loader, batch_size, device)
     start = time.perf_counter()
@@ -70,7 +78,11 @@ def evaluate_split(
     _sync(device)
     timings["scoring_s"] = time.perf_counter() - start
     scores = scores.float().cpu()  # [N, C]
-    metrics = retrieval_metrics(scores, split.caption_image)
+    i2t, t2i = query_ranks(scores, split.caption_image)  # [N], [C]
+    twins = TwinOutcomes(**twin_outcomes(scores, split.caption_image, twin_pairs)) if len(twin_pairs) else None
+    ranks = QueryRanks(i2t=i2t, t2i=t2i, caption_image=np.asarray(split.caption_image, dtype=np.int64),
+                       images=tuple(str(i) for i in split.image_ids), twins=twins)
+    metrics = ranks.metrics()
     total = timings["image_encode_s"] + timings["text_encode_s"] + timings["scoring_s"]
     timings["total_s"] = total
     timings["images_per_s"] = split.num_images / max(timings["image_encode_s"], 1e-9)
@@ -79,7 +91,8 @@ def evaluate_split(
         "timings": timings,
         "images": split.num_images,
         "captions": len(split.captions),
+        "ranks": ranks,
     }
-    if len(twin_pairs):
-        result["twins"] = twin_accuracy(scores, split.caption_image, twin_pairs)
+    if twins is not None:
+        result["twins"] = twins.accuracy()
     return result

@@ -39,6 +39,7 @@ import numpy as np
 __all__ = [
     "caption_image_from_counts",
     "i2t_ranks",
+    "query_ranks",
     "recall_at_k",
     "retrieval_metrics",
     "t2i_ranks",
@@ -203,6 +204,12 @@ def t2i_ranks(similarity: Any, caption_image: Any) -> np.ndarray:
     """
     scores, owner = _validate(similarity, caption_image)
     return _t2i_ranks(scores, owner)
+
+
+def query_ranks(similarity: Any, caption_image: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Both directions' first-match ranks, validated once: (i2t ``[n_images]``, t2i ``[n_captions]``)."""
+    scores, owner = _validate(similarity, caption_image)
+    return _i2t_ranks(scores, owner), _t2i_ranks(scores, owner)
 
 
 def recall_at_k(ranks: np.ndarray, k: int) -> float:

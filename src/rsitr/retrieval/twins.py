@@ -37,7 +37,7 @@ import numpy as np
 
 from rsitr.retrieval.metrics import _validate
 
-__all__ = ["TWIN_METRICS", "twin_accuracy", "twin_index_pairs"]
+__all__ = ["TWIN_METRICS", "twin_accuracy", "twin_index_pairs", "twin_outcomes"]
 
 TWIN_METRICS = ("twin_acc", "twin_acc_t2i", "twin_acc_i2t", "twin_pairs")
 
@@ -97,6 +97,37 @@ def twin_accuracy(similarity: Any, caption_image: Any, twin_pairs: Sequence[tupl
     t2i_acc, i2t_acc = 100.0 * float(t2i.mean()), 100.0 * float(i2t.mean())
     return {"twin_acc": (t2i_acc + i2t_acc) / 2, "twin_acc_t2i": t2i_acc, "twin_acc_i2t": i2t_acc,
             "twin_pairs": int(pairs.shape[0])}
+
+
+def twin_outcomes(similarity: Any, caption_image: Any, twin_pairs: Sequence[tuple[int, int]] | Any
+                  ) -> dict[str, np.ndarray]:
+    """Per-pair twin decisions of a score matrix, the counts :func:`twin_accuracy` averages.
+
+    Returns ``{"pairs": [P, 2], "t2i_wins": [P], "t2i_total": [P], "i2t_wins": [P]}`` (int64):
+    per pair, how many captions of its two images preferred their own image (of how many),
+    and how many of its two images (0..2) preferred their own captions. Summed over pairs
+    they give ``twin_accuracy`` exactly; per pair they let a bootstrap resample pairs.
+    """
+    scores, owner = _validate(similarity, caption_image)  # [N, C], [C]
+    pairs = _to_pairs(twin_pairs, scores.shape[0])  # [P, 2]
+    n_pairs = pairs.shape[0]
+    own = np.concatenate([pairs[:, 0], pairs[:, 1]])  # [D = 2P]
+    twin = np.concatenate([pairs[:, 1], pairs[:, 0]])  # [D]
+    rows, captions = _expand(own, owner)  # [K]
+    t2i = scores[own[rows], captions] > scores[twin[rows], captions]  # [K]
+    pair_of_row = rows % n_pairs  # [K] direction d belongs to pair d mod P
+    twin_rows, twin_captions = _expand(twin, owner)  # [K']
+    mean_own = np.bincount(rows, weights=scores[own[rows], captions], minlength=own.size) / np.bincount(
+        rows, minlength=own.size)  # [D]
+    mean_twin = np.bincount(twin_rows, weights=scores[own[twin_rows], twin_captions], minlength=own.size) / \
+        np.bincount(twin_rows, minlength=own.size)  # [D]
+    i2t = (mean_own > mean_twin).astype(np.int64)  # [D]
+    return {
+        "pairs": pairs,
+        "t2i_wins": np.bincount(pair_of_row, weights=t2i, minlength=n_pairs).astype(np.int64),  # [P]
+        "t2i_total": np.bincount(pair_of_row, minlength=n_pairs).astype(np.int64),  # [P]
+        "i2t_wins": i2t[:n_pairs] + i2t[n_pairs:],  # [P]
+    }
 
 
 def twin_index_pairs(image_paths: Sequence[str], twins: Iterable[tuple[str, str]]) -> list[tuple[int, int]]:

@@ -15,14 +15,25 @@ real benchmark (its name is ``rsicd``, ``rsitmd``, ``ucm`` or ``nwpu``, alone or
 by ``_``/``-`` and a suffix, case-insensitive: ``rsicd``, ``RSICD_precomp``); rsitr's
 synthetic sets (``synth_rsicd``...) are not, so the figures of benchmarks rsitr did not
 measure go to a final "Published results" section, marked as not comparable.
+
+Uncertainty: each measured row's per-query ranks (the run's ``ranks/[c2f/]<set>.<lang>.npz``
+artifact, ``rsitr.retrieval.ranks``) give ``mR_ci_low`` / ``mR_ci_high``, a seeded paired
+bootstrap over the test images (``report.*``; ``rsitr.tracking.uncertainty``), logged back to
+the run as ``test.<set>.<lang>[.c2f].mR_ci_low`` / ``_high``; a row without stored ranks keeps
+blank CIs. The same samples give the claims table (``rsitr.tracking.claims``), written as
+``claims.csv`` and a section of the markdown. Tables are rendered by ``DataFrame.to_markdown``.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
+import os
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -30,9 +41,14 @@ from typing import Any
 
 import pandas as pd
 
-from rsitr.config import RsitrParams
+from rsitr.config import ReportParams, RsitrParams
 from rsitr.models import METHODS
+from rsitr.retrieval.ranks import QueryRanks, load_ranks
+from rsitr.tracking.claims import COLUMNS as CLAIM_COLUMNS, claims_table
 from rsitr.tracking.mlflow_tracking import ensure_reachable, tracking_uri
+from rsitr.tracking.uncertainty import RowSamples, row_samples
+
+log = logging.getLogger(__name__)
 
 MEASURED = "measured"
 REPORTED = "reported"
@@ -40,10 +56,11 @@ RECALLS = ("i2t_R1", "i2t_R5", "i2t_R10", "t2i_R1", "t2i_R5", "t2i_R10", "mR")
 TWIN = "twin_acc"  # percent of twin decisions won (rsitr.retrieval.twins); measured rows only
 EBA = "eba_precision"  # percent of EBA's eliminated training captions that were planted weak ones (rsitr.app.eba)
 FINE_SHARE = "fine_share"  # c2f rows: percent of the image-caption pairs the fine scorer re-scored
+CI = ("mR_ci_low", "mR_ci_high")  # paired bootstrap interval of mR over test images (rsitr.tracking.uncertainty)
 BENCHMARKS = ("rsicd", "rsitmd", "ucm", "nwpu")
 GROUP = ("arch", "pretrained", "data_version")  # rows of different groups are never ranked together
 COLUMNS = (
-    "label", *GROUP, "test_set", "language", "benchmark", "model", "method", *RECALLS, TWIN, EBA, FINE_SHARE, "trainable_params",
+    "label", *GROUP, "test_set", "language", "benchmark", "model", "method", *RECALLS, *CI, TWIN, EBA, FINE_SHARE, "trainable_params",
     "total_params", "train_seconds", "inference_s", "run_id", "backbone", "train_data", "source", "citation",
 )
 _METRIC_KEY = re.compile(r"^test\.(?P<set>.+)\.(?P<lang>[a-z]{2,3}(?:[-_][A-Za-z]+)?)\.(?:(?P<c2f>c2f)\.)?(?P<metric>\w+)$")
@@ -148,6 +165,81 @@ def measured_rows(params: RsitrParams, *, all_runs: bool = False, variants: Iter
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
+# ----------------------------------------------------------------------------- uncertainty
+
+
+def _is_c2f(model: str) -> bool:
+    return str(model).endswith(" + c2f")
+
+
+def ranks_artifact(test_set: str, language: str, c2f: bool) -> str:
+    """The run artifact holding a row's per-query ranks (written by the evaluate and c2f steps)."""
+    return f"ranks/{'c2f/' if c2f else ''}{test_set}.{language}.npz"
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def fetch_ranks(client: Any, measured: pd.DataFrame) -> dict[Any, QueryRanks]:
+    """Each measured row's stored ranks (keyed by the DataFrame index); rows without them are left out."""
+    out: dict[Any, QueryRanks] = {}
+    quiet = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}  # one bar per file would flood the step's log
+    with tempfile.TemporaryDirectory(prefix="rsitr-ranks-") as folder, _environment(quiet):
+        for index, row in measured.iterrows():
+            artifact = ranks_artifact(row["test_set"], row["language"], _is_c2f(row["model"]))
+            try:
+                out[index] = load_ranks(client.download_artifacts(str(row["run_id"]), artifact, folder))
+            except Exception as error:  # noqa: BLE001 - an older run without ranks: no CI, not a failure
+                log.info("%s on %s [%s]: no stored ranks (%s): no CI", row["model"], row["test_set"], row["language"],
+                         type(error).__name__)
+    return out
+
+
+def attach_intervals(measured: pd.DataFrame, samples: dict[Any, RowSamples], settings: ReportParams) -> pd.DataFrame:
+    """``measured`` with ``mR_ci_low`` / ``mR_ci_high`` filled where a row has samples."""
+    measured = measured.copy()
+    for index, row_sample in samples.items():
+        interval = row_sample.mr_interval(settings.confidence)
+        measured.loc[index, list(CI)] = [interval.low, interval.high]
+    return measured
+
+
+def log_intervals(client: Any, measured: pd.DataFrame) -> None:
+    """Log each row's CI to its run: ``test.<set>.<lang>[.c2f].mR_ci_low`` / ``_high`` (no '@' in names)."""
+    from mlflow.entities import Metric
+    import time
+
+    now = int(time.time() * 1000)
+    for run_id, rows in measured.dropna(subset=list(CI)).groupby("run_id"):
+        metrics = [Metric(f"test.{r.test_set}.{r.language}.{'c2f.' if _is_c2f(r.model) else ''}{name}",
+                          float(getattr(r, name)), now, 0) for r in rows.itertuples() for name in CI]
+        client.log_batch(str(run_id), metrics=metrics)
+
+
+def with_uncertainty(params: RsitrParams, measured: pd.DataFrame) -> tuple[pd.DataFrame, dict[Any, RowSamples]]:
+    """The measured rows with their mR CIs (logged to MLflow too) and every row's bootstrap samples."""
+    if measured.empty:
+        return measured, {}
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri(params))
+    samples = row_samples(measured, fetch_ranks(client, measured), params.report)
+    measured = attach_intervals(measured, samples, params.report)
+    log_intervals(client, measured)
+    return measured, samples
+
+
 # ----------------------------------------------------------------------------- reported rows
 
 
@@ -186,6 +278,8 @@ class Leaderboard:
 
     measured: pd.DataFrame
     reported: pd.DataFrame
+    claims: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(CLAIM_COLUMNS)))
+    confidence: float = 0.95
 
     def sections(self) -> list[tuple[tuple[str, ...], str, str, pd.DataFrame, pd.DataFrame]]:
         """(group, test_set, language, measured rows ranked by mR, reported rows of that benchmark)."""
@@ -239,18 +333,23 @@ def _duration(value: Any) -> str:
 
 
 def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return lines + ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    """A GitHub (pipe) table of already formatted cells, by ``DataFrame.to_markdown`` (tabulate)."""
+    frame = pd.DataFrame([[cell.replace("|", "\\|") for cell in row] for row in rows], columns=header, dtype=object)
+    return frame.to_markdown(index=False, tablefmt="pipe", disable_numparse=True).splitlines()
 
 
 _RECALL_HEADER = ["i2t R@1", "i2t R@5", "i2t R@10", "t2i R@1", "t2i R@5", "t2i R@10", "mR"]
 
 
-def _measured_lines(rows: pd.DataFrame) -> list[str]:
-    header = ["label", "model", "method", *_RECALL_HEADER, "twin acc", "EBA precision", "fine-scored pairs",
-              "trainable", "total", "train time", "inference", "run"]
+def _interval(low: Any, high: Any) -> str:
+    return "" if low is None or high is None or pd.isna(low) or pd.isna(high) else f"[{low:.2f}, {high:.2f}]"
+
+
+def _measured_lines(rows: pd.DataFrame, confidence: float) -> list[str]:
+    header = ["label", "model", "method", *_RECALL_HEADER, f"mR {100 * confidence:g}% CI", "twin acc", "EBA precision",
+              "fine-scored pairs", "trainable", "total", "train time", "inference", "run"]
     body = [[MEASURED, f"**{r.model}**", r.method or "", *[_number(getattr(r, k)) for k in RECALLS],
-             _number(getattr(r, TWIN)), _number(getattr(r, EBA)), _number(getattr(r, FINE_SHARE)),
+             _interval(r.mR_ci_low, r.mR_ci_high), _number(getattr(r, TWIN)), _number(getattr(r, EBA)), _number(getattr(r, FINE_SHARE)),
              _count(r.trainable_params), _count(r.total_params), _duration(r.train_seconds),
              _duration(r.inference_s), f"`{str(r.run_id)[:8]}`"] for r in rows.itertuples()]
     return _markdown_table(header, body)
@@ -261,6 +360,29 @@ def _reported_lines(rows: pd.DataFrame, citations: dict[str, int]) -> list[str]:
     body = [[REPORTED, r.model, r.backbone, r.train_data, *[_number(getattr(r, k)) for k in RECALLS],
              _count(r.trainable_params), f"{r.source} [{citations[r.citation]}]"] for r in rows.itertuples()]
     return _markdown_table(header, body)
+
+
+def _signed(value: Any) -> str:
+    return "" if value is None or pd.isna(value) else f"{float(value):+.2f}"
+
+
+def claims_lines(claims: pd.DataFrame, confidence: float) -> list[str]:
+    """The "Claims" section: one row per paper claim and test set, with its verdict."""
+    lines = ["## Claims", "",
+             f"Each paper's claim as the difference of two measured rows (method - baseline, in points), with its "
+             f"paired {100 * confidence:g}% bootstrap interval over the test images (twin pairs for twin accuracy). "
+             "Verdict rule (docs/uncertainty.md): superiority is reproduced when the interval lies above 0 and not "
+             "reproduced when it lies below the paper's effect (0 when unknown); non-inferiority is reproduced "
+             "when it lies above -margin and not reproduced when below it; inconclusive otherwise.", ""]
+    if claims.empty:
+        return lines + ["No claim has both of its rows in this leaderboard.", ""]
+    header = ["claim", "test set", "language", "method", "baseline", "measure", "paper effect", "measured",
+              f"{100 * confidence:g}% CI", "verdict", "note"]
+    body = [[r.claim, r.test_set, r.language, r.method, r.baseline, r.measure, _signed(r.paper_effect),
+             _number(r.measured_effect) if r.measure == "trainable_share" else _signed(r.measured_effect),
+             "" if r.measure == "trainable_share" else _interval(r.ci_low, r.ci_high), f"**{r.verdict}**", r.note]
+            for r in claims.itertuples()]
+    return lines + _markdown_table(header, body) + [""]
 
 
 def render_markdown(board: Leaderboard, *, uri: str, experiment: str, all_runs: bool) -> str:
@@ -277,7 +399,8 @@ def render_markdown(board: Leaderboard, *, uri: str, experiment: str, all_runs: 
         "twin acc = % of the synthetic benchmark's planted twin pairs (one attribute changed) told apart, mean of "
         "text-to-image and image-to-text (blank where no twins were measured); EBA precision = % of the captions "
         "EBAKER's Eliminate-Before-Align dropped that were planted weak captions; fine-scored pairs = % of the test "
-        "set's image-caption pairs the c2f fine stage re-scored. "
+        "set's image-caption pairs the c2f fine stage re-scored; mR CI = the paired bootstrap interval over the "
+        "test images (docs/uncertainty.md), blank where the run stored no per-query ranks. "
         f"Rows labelled **{MEASURED}** were measured by rsitr; rows labelled *{REPORTED}* are copied from papers "
         "(sources below) and are never ranked together with measured rows.",
         "",
@@ -291,10 +414,11 @@ def render_markdown(board: Leaderboard, *, uri: str, experiment: str, all_runs: 
             arch, pretrained, data = group
             lines += [f"## {arch}, pretrained {pretrained}, data version {data[:12]}", ""]
             current = group
-        lines += [f"### {test_set} [{language}]", ""] + _measured_lines(measured) + [""]
+        lines += [f"### {test_set} [{language}]", ""] + _measured_lines(measured, board.confidence) + [""]
         if not reported.empty:
             lines += [f"Reported on {benchmark_of(test_set)} (papers' figures, same benchmark):", ""]
             lines += _reported_lines(reported, citations) + [""]
+    lines += claims_lines(board.claims, board.confidence)
     rest = board.unmatched_reported()
     if not rest.empty:
         lines += ["## Published results (reported, on the real benchmarks — not comparable to synthetic test sets)", "",
@@ -315,17 +439,23 @@ class LeaderboardFiles:
     measured_rows: int
     reported_rows: int
     models: tuple[str, ...]  # measured row names: variants and "<variant> + c2f"
+    claims: Path | None = None  # claims.csv (rsitr.tracking.claims)
+    claim_rows: int = 0
 
 
 def write_leaderboard(params: RsitrParams, folder: str | Path, *, all_runs: bool = False,
                       variants: Iterable[str] = (), reference: str | Path | None = None) -> LeaderboardFiles:
-    """Write ``<folder>/leaderboard.md`` and ``.csv``."""
-    board = Leaderboard(measured_rows(params, all_runs=all_runs, variants=variants), reference_rows(reference))
+    """Write ``<folder>/leaderboard.md``, ``leaderboard.csv`` and ``claims.csv``."""
+    measured, samples = with_uncertainty(params, measured_rows(params, all_runs=all_runs, variants=variants))
+    reported = reference_rows(reference)
+    board = Leaderboard(measured, reported, claims_table(measured, samples, params.report, reported),
+                        params.report.confidence)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    markdown, table = folder / "leaderboard.md", folder / "leaderboard.csv"
+    markdown, table, claims = folder / "leaderboard.md", folder / "leaderboard.csv", folder / "claims.csv"
     markdown.write_text(render_markdown(board, uri=tracking_uri(params), experiment=params.tracking.experiment,
                                         all_runs=all_runs), encoding="utf-8")
     board.table().to_csv(table, index=False)
+    board.claims.to_csv(claims, index=False)
     return LeaderboardFiles(markdown, table, len(board.measured), len(board.reported),
-                            tuple(sorted(set(board.measured["model"]))))
+                            tuple(sorted(set(board.measured["model"]))), claims, len(board.claims))
