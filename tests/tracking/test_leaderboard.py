@@ -115,6 +115,7 @@ def test_a_real_benchmark_gets_its_reported_rows_inline_and_c2f_rows_are_kept(tr
     measured = pd.read_csv(files.csv).query("label == 'measured'")
     c2f = measured[measured["model"] == "petl + c2f"].iloc[0]
     assert c2f["mR"] == 29.0 and c2f["inference_s"] == 1.5
+    assert measured[["mR_ci_low", "mR_ci_high"]].isna().all().all()  # no stored ranks: no CI, not a failure
     assert re.search(r"\| measured +\| \*\*petl\*\* +\| finetune +\| 30\.00 .*\| 161\.1K +\| 151\.00M +\| 1h 00m +\|",
                      section)
 
@@ -128,3 +129,43 @@ def test_latest_finished_run_per_variant_unless_all_runs(trained_toy: Path) -> N
     assert list(rows["run_id"]) == [latest] and list(rows["mR"]) == [20.0]
     assert sorted(measured_rows(fake.params, all_runs=True)["mR"]) == [10.0, 20.0]
     assert measured_rows(fake.params, variants=["other"]).empty
+
+
+def test_stored_ranks_give_the_stored_metrics_and_every_measured_row_its_ci(trained_toy: Path) -> None:
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    from rsitr.app.paths import ProjectPaths
+    from rsitr.retrieval.ranks import load_ranks
+
+    params = load_params(trained_toy)
+    paths = ProjectPaths.of(params)
+    for variant in ("finetune", "zeroshot"):
+        stored = json.loads(paths.metrics_file(variant, "toy", "en").read_text())
+        recomputed = load_ranks(paths.ranks_file(variant, "toy", "en")).metrics()
+        assert {k: stored[k] for k in recomputed} == recomputed  # exactly, every recall and mR
+    files = run_leaderboard(params)
+    measured = pd.read_csv(files.csv).query("label == 'measured'")
+    assert measured[["mR_ci_low", "mR_ci_high"]].notna().all().all()
+    assert (measured["mR_ci_low"] <= measured["mR"]).all() and (measured["mR"] <= measured["mR_ci_high"]).all()
+    assert (measured["mR_ci_high"] > measured["mR_ci_low"]).any()
+    run = MlflowClient(tracking_uri=params.tracking.uri).get_run(measured.iloc[0]["run_id"])
+    assert run.data.metrics["test.toy.en.mR_ci_low"] == pytest.approx(measured.iloc[0]["mR_ci_low"])
+    assert not any("@" in key for key in run.data.metrics)
+    claims = pd.read_csv(files.claims)
+    zeroshot = claims[(claims["method"] == "zeroshot") & (claims["baseline"] == "zeroshot_random")]
+    assert zeroshot.empty  # no zeroshot_random row in the toy project: skipped, not invented
+    assert "## Claims" in files.markdown.read_text()
+    # the same leaderboard again: the same seeded resamples, the same intervals
+    again = pd.read_csv(run_leaderboard(params).csv).query("label == 'measured'")
+    assert again["mR_ci_low"].tolist() == measured["mR_ci_low"].tolist()
+
+
+def test_markdown_tables_are_rendered_by_pandas(trained_toy: Path) -> None:
+    from rsitr.tracking.leaderboard import _markdown_table
+
+    lines = _markdown_table(["a", "b|c"], [["1", "x|y"], ["22", ""]])
+    expected = pd.DataFrame([["1", "x\\|y"], ["22", ""]], columns=["a", "b|c"]).to_markdown(
+        index=False, tablefmt="pipe", disable_numparse=True).splitlines()
+    assert lines == expected and lines[2].startswith("| 1 ")

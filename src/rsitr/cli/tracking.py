@@ -45,7 +45,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
     files = run_leaderboard(load(args), all_runs=args.all_runs, variants=args.variant or ())
     print(f"leaderboard: {files.markdown} and {files.csv} ({files.measured_rows} measured rows: "
-          f"{', '.join(files.models) or 'none'}; {files.reported_rows} reported rows)")
+          f"{', '.join(files.models) or 'none'}; {files.reported_rows} reported rows); "
+          f"claims: {files.claims} ({files.claim_rows} rows)")
     return 0
 
 
@@ -76,7 +77,7 @@ def register(commands: Any) -> None:
     sub.add_argument("--json", action="store_true", help="print the decision as JSON")
     sub.set_defaults(handler=cmd_promote)
 
-    sub = commands.add_parser("leaderboard", help="write reports/leaderboard.md and .csv from MLflow runs")
+    sub = commands.add_parser("leaderboard", help="write reports/leaderboard.md, .csv and claims.csv from MLflow runs")
     add_params_options(sub)
     sub.add_argument("--all-runs", action="store_true", help="every finished run, not only the latest per variant")
     sub.add_argument("--variant", action="append", help="only these variants (repeatable)")

@@ -60,7 +60,8 @@ CI = ("mR_ci_low", "mR_ci_high")  # paired bootstrap interval of mR over test im
 BENCHMARKS = ("rsicd", "rsitmd", "ucm", "nwpu")
 GROUP = ("arch", "pretrained", "data_version")  # rows of different groups are never ranked together
 COLUMNS = (
-    "label", *GROUP, "test_set", "language", "benchmark", "model", "method", *RECALLS, *CI, TWIN, EBA, FINE_SHARE, "trainable_params",
+    "label", *GROUP, "test_set", "language", "benchmark", "model", "method", *RECALLS, *CI, TWIN, EBA, FINE_SHARE,
+    "trainable_params",
     "total_params", "train_seconds", "inference_s", "run_id", "backbone", "train_data", "source", "citation",
 )
 _METRIC_KEY = re.compile(r"^test\.(?P<set>.+)\.(?P<lang>[a-z]{2,3}(?:[-_][A-Za-z]+)?)\.(?:(?P<c2f>c2f)\.)?(?P<metric>\w+)$")
@@ -349,7 +350,8 @@ def _measured_lines(rows: pd.DataFrame, confidence: float) -> list[str]:
     header = ["label", "model", "method", *_RECALL_HEADER, f"mR {100 * confidence:g}% CI", "twin acc", "EBA precision",
               "fine-scored pairs", "trainable", "total", "train time", "inference", "run"]
     body = [[MEASURED, f"**{r.model}**", r.method or "", *[_number(getattr(r, k)) for k in RECALLS],
-             _interval(r.mR_ci_low, r.mR_ci_high), _number(getattr(r, TWIN)), _number(getattr(r, EBA)), _number(getattr(r, FINE_SHARE)),
+             _interval(r.mR_ci_low, r.mR_ci_high), _number(getattr(r, TWIN)), _number(getattr(r, EBA)),
+             _number(getattr(r, FINE_SHARE)),
              _count(r.trainable_params), _count(r.total_params), _duration(r.train_seconds),
              _duration(r.inference_s), f"`{str(r.run_id)[:8]}`"] for r in rows.itertuples()]
     return _markdown_table(header, body)
