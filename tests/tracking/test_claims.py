@@ -93,3 +93,18 @@ def test_claims_table_from_rows_and_samples(caplog: pytest.LogCaptureFixture) ->
     assert row[("zeroshot", "zeroshot_random", "mR")].verdict == REPRODUCED
     assert ("ebaker + c2f", "ebaker", "mR") not in row and ("bilingual", "finetune", "mR") not in row
     assert "skipped" in caplog.text and "no bilingual [ar] row" in caplog.text
+
+
+def test_twin_claim_uses_paired_pair_resamples() -> None:
+    measured = pd.DataFrame([_row("finetune", 50.0, twin_acc=50.0), _row("ebaker", 50.0, twin_acc=70.0)],
+                            columns=list(BOARD_COLUMNS))
+    noise = np.linspace(-5.0, 5.0, 101)
+    samples = {0: RowSamples(50.0, 50.0 + noise, 50.0, 50.0 + noise, b"pairs"),
+               1: RowSamples(50.0, 50.0 + noise, 70.0, 70.0 + noise, b"pairs")}
+    claims = claims_table(measured, samples, ReportParams(), reference_rows())
+    twin = claims[claims["measure"] == "twin_acc"].iloc[0]
+    assert (twin["measured_effect"], twin["ci_low"], twin["ci_high"]) == pytest.approx((20.0, 20.0, 20.0))
+    assert twin["verdict"] == REPRODUCED
+    other_pairs = {0: samples[0], 1: RowSamples(50.0, 50.0 + noise, 70.0, 70.0 + noise, b"other pairs")}
+    unpaired = claims_table(measured, other_pairs, ReportParams(), reference_rows())
+    assert unpaired[unpaired["measure"] == "twin_acc"].iloc[0]["verdict"] == INCONCLUSIVE

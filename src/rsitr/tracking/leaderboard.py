@@ -60,7 +60,7 @@ CI = ("mR_ci_low", "mR_ci_high")  # paired bootstrap interval of mR over test im
 BENCHMARKS = ("rsicd", "rsitmd", "ucm", "nwpu")
 GROUP = ("arch", "pretrained", "data_version")  # rows of different groups are never ranked together
 COLUMNS = (
-    "label", *GROUP, "test_set", "language", "benchmark", "model", "method", *RECALLS, *CI, TWIN, EBA, FINE_SHARE,
+    "label", *GROUP, "test_set", "language", "benchmark", "model", "method", *RECALLS, TWIN, EBA, FINE_SHARE, *CI,
     "trainable_params",
     "total_params", "train_seconds", "inference_s", "run_id", "backbone", "train_data", "source", "citation",
 )
@@ -350,7 +350,7 @@ def _measured_lines(rows: pd.DataFrame, confidence: float) -> list[str]:
     header = ["label", "model", "method", *_RECALL_HEADER, f"mR {100 * confidence:g}% CI", "twin acc", "EBA precision",
               "fine-scored pairs", "trainable", "total", "train time", "inference", "run"]
     body = [[MEASURED, f"**{r.model}**", r.method or "", *[_number(getattr(r, k)) for k in RECALLS],
-             _interval(r.mR_ci_low, r.mR_ci_high), _number(getattr(r, TWIN)), _number(getattr(r, EBA)),
+             _interval(getattr(r, CI[0], None), getattr(r, CI[1], None)), _number(getattr(r, TWIN)), _number(getattr(r, EBA)),
              _number(getattr(r, FINE_SHARE)),
              _count(r.trainable_params), _count(r.total_params), _duration(r.train_seconds),
              _duration(r.inference_s), f"`{str(r.run_id)[:8]}`"] for r in rows.itertuples()]
