@@ -12,6 +12,7 @@ no samples (its CI is blank; the reason is logged).
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 
@@ -54,7 +55,9 @@ def section_samples(ranks: Mapping[Hashable, QueryRanks], settings: ReportParams
     items = list(ranks.items())
     if not items:
         return {}
-    reference = items[0][1]  # every other row must have ranked the same images
+    signatures = Counter((row.n_images, row.images) for _, row in items)
+    n_images, images = signatures.most_common(1)[0][0]  # the image set most rows ranked (the first on a tie)
+    reference = next(row for _, row in items if (row.n_images, row.images) == (n_images, images))
     weights = resample_weights(resample_indices(reference.n_images, settings.bootstrap_samples,
                                                 settings.bootstrap_seed), reference.n_images)  # [B, N]
     pair_weights: dict[bytes, np.ndarray] = {}
