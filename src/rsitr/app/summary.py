@@ -51,7 +51,8 @@ def _claim_lines(csv_path: Path) -> list[str]:
     for row in claims.itertuples():
         interval = "" if pd.isna(row.ci_low) or row.measure == "trainable_share" else \
             f" [{row.ci_low:+.2f}, {row.ci_high:+.2f}]"
-        effect = "n/a" if pd.isna(row.measured_effect) else f"{row.measured_effect:+.2f}"
+        effect = "n/a" if pd.isna(row.measured_effect) else f"{row.measured_effect:.2f}%" \
+            if row.measure == "trainable_share" else f"{row.measured_effect:+.2f}"
         lines.append(f"  {row.verdict:<15} {row.test_set} [{row.language}] {row.method} vs {row.baseline} "
                      f"({row.measure}): {effect}{interval} - {row.claim}")
     return lines
