@@ -8,9 +8,13 @@ Public API::
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("rsitr")  # pyproject.toml is the one source
+except PackageNotFoundError:  # a source tree on PYTHONPATH, not installed
+    __version__ = "0+unknown"
 __all__ = ["build_model", "load_params"]
 
 

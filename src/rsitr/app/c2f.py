@@ -50,7 +50,7 @@ def _variant_setup(params: RsitrParams, variant: str):
     checkpoint = published_checkpoint(params, variant)
     device = resolve_device(v.train.device)
     model = load_trained_model(params, v, checkpoint).to(device)
-    loader = ImageLoader(model.image_size, model.mean, model.std, cache=False)
+    loader = ImageLoader.for_model(model, cache=False)
     return v, checkpoint, device, model, loader, read_manifest(paths.manifest)
 
 

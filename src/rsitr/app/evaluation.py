@@ -100,7 +100,7 @@ def _evaluate(params: RsitrParams, variant: str, track: bool) -> dict[str, Any]:
     model.to(device)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) if v.trains else 0
     counts = {"total_params": sum(p.numel() for p in model.parameters()), "trainable_params": trainable}
-    loader = ImageLoader(model.image_size, model.mean, model.std, cache=False)
+    loader = ImageLoader.for_model(model, cache=False)
     manifest = read_manifest(paths.manifest)
     twins = ground_truth_twins(params)
     results: dict[str, Any] = {}

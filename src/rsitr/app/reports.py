@@ -34,7 +34,7 @@ def score_split(params: RsitrParams, variant: str, test_set: str, language: str)
     model.to(device)
     split = select_split(read_manifest(paths.manifest), "test", datasets=[test_set], languages=[language],
                          normalize_arabic=params.text.normalize_arabic)
-    loader = ImageLoader(model.image_size, model.mean, model.std, cache=False)
+    loader = ImageLoader.for_model(model, cache=False)
     images, texts, _ = encode_split(model, split, loader, v.eval.batch_size, device)
     return split, model.score(images, texts).float().cpu().numpy()  # [N, C]
 

@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 from rsitr.cli import data, model, pipeline, retrieval, tracking
 from rsitr.cli import pretrain
@@ -25,10 +26,19 @@ COMMAND_GROUPS = (model, data, pipeline, retrieval, tracking, pretrain)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rsitr", description="Remote-sensing image-text retrieval: data, training, evaluation.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks (also RSITR_DEBUG=1)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:
         group.register(commands)
     return parser
+
+
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml is the one source, as for ``rsitr.__version__``)."""
+    try:
+        return version("rsitr")
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,7 +3,11 @@
 ``pretrained`` is one of: empty (random initialisation), an open_clip tag (``openai``,
 ``laion2b_s34b_b79k``) or a local checkpoint file (open_clip, RemoteCLIP, GeoRSCLIP).
 rsitr registers its own small architectures (``model_configs/*.json``, e.g.
-``rsitr-tiny`` that trains on a CPU in minutes) beside open_clip's.
+``rsitr-tiny`` that trains on a CPU in minutes) beside open_clip's. An ``arch`` with one of
+open_clip's schemas (``hf-hub:org/repo``, ``local-dir:/folder``) names config, weights and
+preprocessing together, as ``open_clip.create_model`` reads them; ``pretrained`` stays empty.
+The bundle carries the model's open_clip ``PreprocessCfg`` (size, mean/std, interpolation,
+resize mode, fill colour), which ``rsitr.data.images.ImageLoader`` applies.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from typing import Any
 
 import open_clip
 import torch
-from open_clip.factory import resize_pos_embed, resize_text_pos_embed
+from open_clip.factory import parse_model_name, resize_pos_embed, resize_text_pos_embed
+from open_clip.transform import PreprocessCfg
 
 from rsitr.config import ModelParams
 from rsitr.errors import ModelError, unknown_name
@@ -48,6 +53,7 @@ class ClipBundle:
     image_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    preprocess: PreprocessCfg
 
 
 def _resolve_pretrained(arch: str, pretrained: str) -> tuple[str, str]:
@@ -79,29 +85,65 @@ def build_clip(model: ModelParams, *, load_weights: bool = True, seed: int = 0) 
     """
     register_model_configs()
     arch = model.arch
-    if arch not in open_clip.list_models():
-        raise ModelError("model.arch: " + unknown_name("architecture", arch, available_architectures()))
-    _check_hf_text_tower(arch)
-    kind, source = _resolve_pretrained(arch, model.pretrained) if load_weights else ("none", "")
-    if kind == "tag":
-        clip = _create_from_tag(arch, source, model.cache_dir or None)
+    schema, _ = parse_model_name(arch)
+    if schema is not None:
+        clip = _create_from_schema(model, load_weights, seed)
     else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            clip = _quietly(open_clip.create_model, arch, pretrained=None)
-        if kind == "file":
-            load_into_clip(clip, source)
+        if arch not in open_clip.list_models():
+            raise ModelError("model.arch: " + unknown_name("architecture", arch, available_architectures()))
+        _check_hf_text_tower(arch)
+        kind, source = _resolve_pretrained(arch, model.pretrained) if load_weights else ("none", "")
+        if kind == "tag":
+            clip = _create_from_tag(arch, source, model.cache_dir or None)
+        else:
+            clip = _seeded(seed, open_clip.create_model, arch, pretrained=None)
+            if kind == "file":
+                load_into_clip(clip, source)
     clip.eval()
-    preprocess_cfg = clip.visual.preprocess_cfg
-    size = clip.visual.image_size
-    image_size = int(size[0] if isinstance(size, (tuple, list)) else size)
+    preprocess = PreprocessCfg(**clip.visual.preprocess_cfg)  # what open_clip's create_model_and_transforms uses
+    size = preprocess.size
     return ClipBundle(
         clip=clip,
-        tokenizer=open_clip.get_tokenizer(arch),
-        image_size=image_size,
-        mean=tuple(preprocess_cfg["mean"]),
-        std=tuple(preprocess_cfg["std"]),
+        tokenizer=open_clip.get_tokenizer(arch, cache_dir=model.cache_dir or None),
+        image_size=int(size[0] if isinstance(size, (tuple, list)) else size),
+        mean=tuple(preprocess.mean),
+        std=tuple(preprocess.std),
+        preprocess=preprocess,
     )
+
+
+def _seeded(seed: int, function, *args, **kwargs):
+    """``function`` under ``torch.manual_seed(seed)``, the global RNG left as it was; open_clip kept quiet."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _quietly(function, *args, **kwargs)
+
+
+def _create_from_schema(model: ModelParams, load_weights: bool, seed: int) -> open_clip.CLIP:
+    """``hf-hub:org/repo`` or ``local-dir:/folder``: open_clip reads config, weights and preprocessing there."""
+    arch = model.arch
+    if model.pretrained:
+        raise ModelError(f"model.pretrained={model.pretrained!r} cannot be combined with model.arch={arch} (its "
+                         "weights come from there); set model.pretrained= (empty)")
+    schema, identifier = parse_model_name(arch)
+    try:
+        return _seeded(seed, open_clip.create_model, arch, cache_dir=model.cache_dir or None,
+                       load_weights=load_weights)
+    except Exception as exc:  # noqa: BLE001 - hub, cache and file failures come in many types
+        if schema == "hf-hub" and _offline():
+            raise ModelError(
+                f"model.arch={arch}: {identifier!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; "
+                f"on a connected machine run `hf download {identifier}` and copy the cache (HF_HOME) here"
+            ) from None
+        reason = _first_line(exc)
+        raise ModelError(f"model.arch={arch} could not be loaded ({type(exc).__name__}: {reason}); check the "
+                         f"{'Hugging Face repository name' if schema == 'hf-hub' else 'folder'} and its "
+                         "open_clip_config.json") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "no message"
 
 
 def _check_hf_text_tower(arch: str) -> None:

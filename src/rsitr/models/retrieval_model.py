@@ -34,6 +34,7 @@ class RetrievalModel(nn.Module):
         self.image_size = bundle.image_size
         self.mean = bundle.mean
         self.std = bundle.std
+        self.preprocess = bundle.preprocess  # open_clip's PreprocessCfg (ImageLoader.for_model)
         self.variant = variant
         self.params = params  # the whole config: paths (e.g. the keyword list) and data settings
         self.model_params = params.model

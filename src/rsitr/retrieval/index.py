@@ -209,7 +209,7 @@ def build_index(
         raise ValueError("chunk_size and batch_size must be >= 1")
     device = torch.device(device)
     references = {} if heads is None else dict(heads.reference_codes if references is None else references)
-    loader = loader or ImageLoader(model.image_size, model.mean, model.std, cache=False)
+    loader = loader or ImageLoader.for_model(model, cache=False)
     plan = _Plan(ids, paths, int(chunk_size), int(batch_size))
     fingerprint = {
         "format": INDEX_FORMAT,

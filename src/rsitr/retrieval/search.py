@@ -245,7 +245,7 @@ def search_index(
         query_codes = heads.pack("text", query["global"])  # [1, bits / 8]
     else:
         mode = "image"
-        loader = loader or ImageLoader(model.image_size, model.mean, model.std, cache=False)
+        loader = loader or ImageLoader.for_model(model, cache=False)
         pixels = loader.normalize(loader.uint8(str(image)))[None].to(device)  # [1, 3, S, S]
         query = {k: v.float() for k, v in model.embed_images(pixels).items()}
         query_codes = heads.pack("image", query["global"])

@@ -62,7 +62,7 @@ class GallerySearcher:
         self.coarse_kind, self.fine, self.candidates = coarse, fine, int(candidates)
         self.device = torch.device(device)
         self.use_ppsr = use_ppsr
-        self.loader = ImageLoader(model.image_size, model.mean, model.std, cache=False)
+        self.loader = ImageLoader.for_model(model, cache=False)
         if coarse == "hash":
             if heads is None or not index.has_codes:
                 raise ModelError("coarse stage 'hash' needs hash heads in the model and codes in the index; this "

@@ -102,7 +102,7 @@ class EmbeddingModel(mlflow.pyfunc.PythonModel):
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model = model.to(device).eval()
         self.normalize_arabic = params.text.normalize_arabic
-        self.loader = ImageLoader(model.image_size, model.mean, model.std, cache=False)
+        self.loader = ImageLoader.for_model(model, cache=False)
 
     def _embed_texts(self, texts: list[str]) -> np.ndarray:
         if self.normalize_arabic:  # as select_split does for Arabic captions

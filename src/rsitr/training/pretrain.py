@@ -33,7 +33,8 @@ from open_clip.loss import ClipLoss
 
 from rsitr.config import PretrainParams, TrainParams
 from rsitr.data.corpus import CorpusSample, CsvCorpus
-from rsitr.data.corpus_batches import CorpusBatches, Transform, center_crop_tensor
+from rsitr.data.corpus_batches import CorpusBatches, Transform
+from rsitr.data.images import ImageLoader
 from rsitr.errors import ConfigError
 from rsitr.models import resolve_device
 from rsitr.models.factory import ClipBundle
@@ -112,11 +113,8 @@ def count_samples(corpus: Iterable[CorpusSample]) -> int:
 
 
 def normalized_transform(bundle: ClipBundle) -> Transform:
-    """Resize + centre-crop to the model's size, then its mean/std normalisation (as ``ImageLoader``)."""
-    crop = center_crop_tensor(bundle.image_size)
-    mean = torch.tensor(bundle.mean).view(3, 1, 1)
-    std = torch.tensor(bundle.std).view(3, 1, 1)
-    return lambda image: (crop(image) - mean) / std  # [3, S, S]
+    """The model's open_clip preprocessing of a PIL image (``ImageLoader``, as evaluation): ``[3, S, S]``."""
+    return ImageLoader.from_cfg(bundle.preprocess, cache=False).pixels
 
 
 def clip_loss(clip: torch.nn.Module, loss_fn: ClipLoss, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

@@ -198,7 +198,7 @@ def _prepare_training(session: Session, manifest: pd.DataFrame) -> None:
     _report_token_lengths(session, splits["train"])
     model = session.model
     session.val_split = splits["val"]
-    session.loader = ImageLoader(model.image_size, model.mean, model.std, cache=train.num_workers == 0)
+    session.loader = ImageLoader.for_model(model, cache=train.num_workers == 0)
     session.dataset = TrainPairs(splits["train"], session.loader, train.augment, seed=train.seed)
     loss_fn = build_variant_loss(params, session.variant).to(session.device)
     session.loss_fn = GlobalBatchLoss(loss_fn, session.context) if session.context.enabled else loss_fn
