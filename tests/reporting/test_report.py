@@ -108,3 +108,20 @@ def test_html_renders_in_headless_chromium(report, tmp_path: Path) -> None:
     # the legend alone frames one box in each colour; every wrong hit adds a red frame
     assert _pixels(shot, HTML_GREEN) >= 500
     assert _pixels(shot, HTML_RED) >= 500 + 400 * sum(not h.correct for q in examples.text_queries for h in q.hits)
+
+
+def test_html_page_escapes_captions_and_names(tmp_path: Path) -> None:
+    from rsitr.reporting.examples import Hit, Query, RetrievalExamples
+
+    image = tmp_path / "a.png"
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(image)
+    hostile = '<script>alert("x")</script> & a "quoted" river'
+    examples = RetrievalExamples(
+        variant="<b>v</b>", test_set="toy", language="en", image_paths=[str(image)], captions=[hostile],
+        caption_image=np.array([0]),
+        image_queries=[Query(0, (Hit(0, 0.5, True),), 1)], text_queries=[Query(0, (Hit(0, 0.5, True),), 1)],
+        metrics={"mR": 12.345})
+    html = render_html(examples, seed=0)
+    assert "<script>" not in html and "<b>v</b>" not in html
+    assert html.count("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; a &#34;quoted&#34; river") == 2
+    assert "<td>12.35</td>" in html and "&#10003; correct" in html
