@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "rsitr"
-LAYERS = ["errors", "config", "data", "models", "losses", "retrieval", "training", "tracking", "reporting", "app",
+LAYERS = ["errors", "atomic", "config", "data", "models", "losses", "retrieval", "training", "tracking", "reporting", "app",
           "cli"]
 LAYER_OF = {name: index for index, name in enumerate(LAYERS)} | {"train": LAYERS.index("cli")}  # torchrun entry
 LIBRARY = set(LAYERS[: LAYERS.index("app")])

@@ -7,33 +7,18 @@ killed stage never leaves a half-written output that a later step would read.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from rsitr.atomic import atomic_path, write_text
 from rsitr.errors import DataError
 
-
-def _atomic_target(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    return Path(tmp)
+__all__ = ["read_table", "write_json", "write_lines", "write_table", "write_text"]
 
 
-def write_text(path: str | Path, text: str) -> Path:
-    path = Path(path)
-    tmp = _atomic_target(path)
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def write_json(path: str | Path, payload: Any) -> Path:
@@ -46,15 +31,11 @@ def write_lines(path: str | Path, lines: Iterable[str]) -> Path:
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
-    tmp = _atomic_target(path)
-    try:
+    with atomic_path(path) as tmp:
         if path.suffix == ".csv":
             frame.to_csv(tmp, index=False)
         else:
             frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
+from rsitr.atomic import write_text
 from rsitr.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -72,11 +72,7 @@ class PhashCache:
             "entries": {d: f"{h:016x}" for d, h in sorted(self._entries.items())},
         }
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(payload, fh, separators=(",", ":"))
-            os.replace(tmp, self.path)
+            write_text(self.path, json.dumps(payload, separators=(",", ":")))
         except OSError as exc:
             raise DataError(
                 f"cannot write the pHash cache {self.path}: {exc}; "

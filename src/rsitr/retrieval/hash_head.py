@@ -25,7 +25,6 @@ do not depend on the batch size). Both modalities contribute to each regulariser
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rsitr.atomic import atomic_path
 from rsitr.errors import ModelError
 from rsitr.retrieval.binary_codes import pack_codes
 
@@ -259,9 +259,8 @@ def save_hash_heads(path: str | Path, heads: HashHeads, **meta: Any) -> Path:
         "reference": _to_tensors(dict(heads.reference_codes)),
         "meta": _to_tensors(meta),
     }
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return path
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -44,6 +43,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from rsitr.atomic import write_bytes, write_text
 from rsitr.data.images import ImageLoader
 from rsitr.errors import DataError, ModelError
 from rsitr.retrieval.hash_head import HASH_HEADS_FILE, HashHeads, load_hash_heads, save_hash_heads
@@ -104,17 +104,13 @@ def _sha256_state(module: torch.nn.Module) -> str:
 
 
 def _write_json_atomic(path: Path, payload: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(payload, indent=2) + "\n")
 
 
 def _write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, path)
+    write_bytes(path, buffer.getvalue())
 
 
 @dataclass

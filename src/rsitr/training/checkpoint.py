@@ -8,18 +8,17 @@ so a crash mid-write never leaves a broken checkpoint behind.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from rsitr.atomic import TMP_MARK, atomic_path
 from rsitr.config import RsitrParams, VariantParams, base_weights, to_dict
 from rsitr.models.trained import FORMAT, load_checkpoint, load_trained_model
 
 __all__ = ["FORMAT", "load_checkpoint", "load_trained_model", "remove_stale_temporaries", "save_checkpoint"]
 
-TMP_MARK = ".tmp-"
 
 
 def save_checkpoint(
@@ -46,12 +45,8 @@ def save_checkpoint(
     }
     for key, value in extra.items():
         payload[key] = value.state_dict() if hasattr(value, "state_dict") else value
-    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:  # interrupted mid-write: no half file left behind
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # interrupted mid-write: no half file left behind
     return path
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from open_clip.loss import ClipLoss
 
+from rsitr.atomic import atomic_path
 from rsitr.config import PretrainParams, TrainParams
 from rsitr.data.corpus import CorpusSample, CsvCorpus
 from rsitr.data.corpus_batches import CorpusBatches, Transform
@@ -39,7 +39,7 @@ from rsitr.errors import ConfigError
 from rsitr.models import resolve_device
 from rsitr.models.factory import ClipBundle
 from rsitr.models.text_tower import pooled_text
-from rsitr.training.checkpoint import TMP_MARK, remove_stale_temporaries
+from rsitr.training.checkpoint import remove_stale_temporaries
 from rsitr.training.optim import build_optimizer, warmup_cosine
 from rsitr.training.rng import rng_state, seed_everything, set_rng_state
 from rsitr.training.trainer import TrainingDiverged
@@ -132,13 +132,8 @@ def _optimizer_and_schedule(clip: torch.nn.Module, settings: PretrainParams, ste
 
 
 def _atomic_save(payload: dict[str, Any], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
