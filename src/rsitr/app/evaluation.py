@@ -14,6 +14,8 @@ without a complete pair gets none of them.
 
 from __future__ import annotations
 
+import logging
+
 import json
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,8 @@ from rsitr.models.trained import load_trained_model
 from rsitr.retrieval.evaluate import evaluate_split
 from rsitr.retrieval.twins import twin_index_pairs
 from rsitr.tracking.mlflow_tracking import Tracker
+
+logger = logging.getLogger(__name__)
 
 RECALLS = ("i2t_R1", "i2t_R5", "i2t_R10", "t2i_R1", "t2i_R5", "t2i_R10", "mR")
 
@@ -107,7 +111,7 @@ def _evaluate(params: RsitrParams, variant: str, track: bool) -> dict[str, Any]:
                        **figures, "images": evaluation["images"], "captions": evaluation["captions"], **counts}
             path = write_json(paths.metrics_file(variant, test_set, language), payload)
             results[path.stem] = {**payload, "timings": evaluation["timings"]}
-            print(_summary_line(payload))
+            logger.info(_summary_line(payload))
             if tracker is not None:
                 prefix = f"test.{test_set}.{language}"
                 tracker.log_metrics({f"{prefix}.{k}": payload[k] for k in figures})

@@ -22,6 +22,8 @@ a locked database, CUDA out of memory); a config or data error fails at once.
 
 from __future__ import annotations
 
+import logging
+
 import os
 import subprocess
 import sys
@@ -55,6 +57,8 @@ from rsitr.config import RsitrParams, load_params
 from rsitr.errors import ConfigError, RsitrError, TrackingError
 from rsitr.tracking.mlflow_tracking import git_commit
 from rsitr.tracking.registry import promote
+
+logger = logging.getLogger(__name__)
 
 MAX_CONCURRENCY = 8
 RETRIES = 2
@@ -373,7 +377,7 @@ def benchmark(
     outcomes = run_variants(params_path, overrides, selected, concurrency=concurrency, register=register_models,
                             nproc_per_node=nproc_per_node)
     leaderboard = leaderboard_task(params_path, overrides)
-    print(f"benchmark: {len(selected)} variants; leaderboard {leaderboard['markdown']}")
+    logger.info(f"benchmark: {len(selected)} variants; leaderboard {leaderboard['markdown']}")
     return _finish(outcomes, leaderboard, started)
 
 
@@ -408,5 +412,5 @@ def promote_champion(
 ) -> dict[str, Any]:
     """Move ``champion`` to the variant's ``challenger`` if it passes the gate (a refusal is not a failure)."""
     decision = promote_task(params_path, list(overrides or []), variant, force, reason)
-    print(decision["message"])
+    logger.info(decision["message"])
     return decision

@@ -57,4 +57,4 @@ def print_summary(params: RsitrParams, *, top: int = TOP_ROWS, out: TextIO | Non
     ]
     if table.is_file():
         lines += ["", "Leaderboard, top rows (measured):"] + _top_rows(table, top)
-    print("\n".join(lines), file=out)
+    out.write("\n".join(lines) + "\n")  # the command's output, to the stream the caller chose

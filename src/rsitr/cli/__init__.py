@@ -9,6 +9,7 @@ application lazily, so ``rsitr config show`` starts without loading torch.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging()
     debug = args.debug or os.environ.get("RSITR_DEBUG") == "1"
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None  # unwinds like Ctrl-C
@@ -44,6 +46,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         _HANDLER_PID.pop()
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """rsitr's progress lines (module loggers under ``rsitr``) on stderr, once; stdout stays for JSON output."""
+    logger = logging.getLogger("rsitr")
+    if not any(getattr(h, "_rsitr_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._rsitr_cli = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(level)
+    logging.captureWarnings(True)
 
 
 def _run(args: argparse.Namespace, debug: bool) -> int:
