@@ -59,6 +59,8 @@ def test_benchmark_flow_end_to_end(flows, prefect_api, toy_project: Path, tmp_pa
         assert run.info.status == "FINISHED" and "test.toy.en.mR" in run.data.metrics
         assert run.data.tags["data.version"] == outcome["train"]["data_version"]  # the DVC data version
         assert run.data.tags["mlflow.user"] and run.data.tags["mlflow.source.name"]  # MLflow's context tags
+        assert run.data.tags["prefect.flow_run_id"] and run.data.tags["prefect.task_run_id"]  # the Prefect run behind it
+        assert run.info.run_name.startswith(f"{variant}-") and run.info.run_name != variant  # unique per training
         assert [d.dataset.digest for d in run.inputs.dataset_inputs] == [outcome["train"]["data_version"][:36]]
         assert outcome["register"]["name"] == f"rsitr-{variant}"
         assert client.get_model_version(f"rsitr-{variant}", outcome["register"]["version"]).run_id == run_id
