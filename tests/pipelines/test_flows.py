@@ -75,6 +75,7 @@ def test_benchmark_flow_end_to_end(flows, prefect_api, toy_project: Path, tmp_pa
     experiment_id = client.get_experiment_by_name(params.tracking.experiment).experiment_id
     logged = client.search_logged_models(experiment_ids=[experiment_id])  # this project's store, not the global URI
     assert [m.name for m in logged] == ["model", "model"]  # one logged model per trained variant
+    assert all("test.toy.en.mR" in {x.key for x in client.get_logged_model(m.model_id).metrics} for m in logged)
     assert {m.source_run_id for m in logged} == {result["variants"][v]["train"]["run_id"] for v in ("zeroshot", "finetune")}
 
 
