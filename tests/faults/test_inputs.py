@@ -52,13 +52,13 @@ def test_the_cli_search_says_it_in_one_line(tmp_path: Path) -> None:
     assert "the text query is empty" in one_line_error(done)
 
 
-def test_a_zero_byte_gallery_image_is_skipped_and_named(tmp_path: Path, capsys) -> None:
+def test_a_zero_byte_gallery_image_is_skipped_and_named(tmp_path: Path, caplog) -> None:
     good = tmp_path / "good.png"
     Image.new("RGB", (8, 8), (10, 200, 30)).save(good)
     empty = tmp_path / "empty.jpg"
     empty.write_bytes(b"")
     ids, paths = readable_images(["good.png", "empty.jpg"], [str(good), str(empty)])
     assert ids == ["good.png"] and paths == [str(good)]
-    assert "skipped 1 unreadable image(s): empty.jpg" in capsys.readouterr().err
+    assert "skipped 1 unreadable image(s): empty.jpg" in caplog.text  # a warning of rsitr's logger
     with pytest.raises(DataError, match="none of the 1 gallery images"):
         readable_images(["empty.jpg"], [str(empty)])

@@ -59,6 +59,8 @@ def test_benchmark_flow_end_to_end(flows, prefect_api, toy_project: Path, tmp_pa
         assert run.info.status == "FINISHED" and "test.toy.en.mR" in run.data.metrics
         assert run.data.tags["data.version"] == outcome["train"]["data_version"]  # the DVC data version
         assert run.data.tags["mlflow.user"] and run.data.tags["mlflow.source.name"]  # MLflow's context tags
+        assert run.data.tags["prefect.flow_run_id"] and run.data.tags["prefect.task_run_id"]  # the Prefect run behind it
+        assert run.info.run_name.startswith(f"{variant}-") and run.info.run_name != variant  # unique per training
         assert [d.dataset.digest for d in run.inputs.dataset_inputs] == [outcome["train"]["data_version"][:36]]
         assert outcome["register"]["name"] == f"rsitr-{variant}"
         assert client.get_model_version(f"rsitr-{variant}", outcome["register"]["version"]).run_id == run_id
@@ -70,10 +72,30 @@ def test_benchmark_flow_end_to_end(flows, prefect_api, toy_project: Path, tmp_pa
     assert decision["promoted"] and decision["challenger"] == "1" and "no champion yet" in decision["message"]
     assert str(client.get_model_version_by_alias("rsitr-finetune", "champion").version) == "1"
     assert str(client.get_model_version_by_alias("rsitr-zeroshot", "challenger").version) == "1"
+    flow_run_id = client.get_run(result["variants"]["finetune"]["train"]["run_id"]).data.tags["prefect.flow_run_id"]
+    messages, artifacts = _prefect_view(flow_run_id)
+    assert any(m.startswith("finetune epoch 1/1: loss") for m in messages)  # rsitr.training.trainer's log line
+    assert "**finetune**" in artifacts["rsitr-leaderboard"]  # the leaderboard, as a markdown artifact
+    assert result["variants"]["finetune"]["train"]["run_id"] in artifacts["rsitr-mlflow-runs"]
     experiment_id = client.get_experiment_by_name(params.tracking.experiment).experiment_id
     logged = client.search_logged_models(experiment_ids=[experiment_id])  # this project's store, not the global URI
     assert [m.name for m in logged] == ["model", "model"]  # one logged model per trained variant
+    assert all("test.toy.en.mR" in {x.key for x in client.get_logged_model(m.model_id).metrics} for m in logged)
     assert {m.source_run_id for m in logged} == {result["variants"][v]["train"]["run_id"] for v in ("zeroshot", "finetune")}
+
+
+def _prefect_view(flow_run_id: str) -> tuple[list[str], dict[str, str]]:
+    """The log messages of a flow run and the latest artifacts by key (as the Prefect UI shows them)."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, LogFilter, LogFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(flow_run_id)])))
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(flow_run_id)])))
+    return [log.message for log in logs], {a.key: str(a.data) for a in artifacts}
 
 
 def _trained(result: dict) -> dict[str, bool]:

@@ -12,6 +12,8 @@ leaderboard's bootstrap). The method is in
 
 from __future__ import annotations
 
+import logging
+
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,8 @@ from rsitr.retrieval.coarse_to_fine import evaluate_coarse_to_fine, train_hash_h
 from rsitr.retrieval.hash_head import HashHeads, load_hash_heads, save_hash_heads
 from rsitr.retrieval.index import sha256_file
 from rsitr.retrieval.ranks import save_ranks
+
+logger = logging.getLogger(__name__)
 
 
 def load_variant_heads(params: RsitrParams, variant: str, checkpoint: str | Path | None = None
@@ -76,7 +80,7 @@ def run_c2f_train(params: RsitrParams, variant: str) -> dict[str, Any]:
     save_hash_heads(path, heads, **summary)
     write_json(path.with_suffix(".json"), summary)
     final = history[-1] if history else {}
-    print(f"{variant}: hash heads ({heads.bits} bits) trained in {seconds:.1f}s, "
+    logger.info(f"{variant}: hash heads ({heads.bits} bits) trained in {seconds:.1f}s, "
           f"final loss {final.get('loss', float('nan')):.4f} -> {path}")
     return summary
 
@@ -117,6 +121,6 @@ def run_c2f_evaluate(params: RsitrParams, variant: str, *, track: bool = True) -
         if track:
             _log_to_variant_run(params, variant, payload, evaluation["timings"], ranks)
         exhaustive = evaluation.get("exhaustive_metrics") or {}
-        print(f"{variant} + c2f on {test_set} [{language}]: mR {payload['mR']:.2f} "
+        logger.info(f"{variant} + c2f on {test_set} [{language}]: mR {payload['mR']:.2f} "
               f"(coarse {evaluation['coarse_metrics']['mR']:.2f}, exhaustive {exhaustive.get('mR', float('nan')):.2f})")
     return results

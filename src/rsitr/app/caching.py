@@ -6,6 +6,17 @@ config, the data version and the code version, plus the presence of the output f
 (``rsitr.app.steps``). ``StepCache.compute_key`` returns that fingerprint when the step's
 recorded outputs are current and ``None`` (no caching: run) otherwise, so a fresh clone
 with Prefect results but no ``models/`` never skips work whose outputs it lacks.
+
+Where the three cache layers meet (kept apart on purpose; not collapsed in issue 26):
+
+* the **fingerprint** (``rsitr.app.fingerprint``: config + data version + code version) is the
+  one key; it alone decides *whether* a step's result is current;
+* ``models/<variant>/<step>.done.json`` (``rsitr.app.steps.run_step``) records that key beside
+  the outputs, so ``rsitr train``/``evaluate`` outside Prefect, a DVC stage and a worker with a
+  wiped Prefect database all skip the same work; it is the layer that decides;
+* this policy hands the same key to Prefect, which then skips the task without running it and
+  shows it *Cached* in the UI; it answers a key only when ``completed`` says the done record and
+  outputs exist, so it can never skip what the done record would redo.
 """
 
 from __future__ import annotations

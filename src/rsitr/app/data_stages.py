@@ -9,6 +9,8 @@ hold no timings or cache statistics, so the same data gives byte-identical repor
 
 from __future__ import annotations
 
+import logging
+
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,8 @@ from rsitr.data.split import split_manifest
 from rsitr.data.synth import generate_benchmark
 from rsitr.data.synth_corpus import generate_corpus
 from rsitr.errors import DataError
+
+logger = logging.getLogger(__name__)
 
 
 def run_synth(params: RsitrParams, *, out: str | None = None, images: int | None = None,
@@ -49,9 +53,8 @@ def _warn_unversioned(params: RsitrParams, paths: ProjectPaths) -> None:
     for dataset in params.datasets:
         root = Path(dataset.root).resolve()
         if raw not in (root, *root.parents):
-            print(f"warning: dataset {dataset.name} lives at {dataset.root}, outside {paths.data / 'raw'}; DVC does "
-                  f"not see its changes. Move it there and `dvc add {paths.data / 'raw' / dataset.name}`",
-                  file=sys.stderr)
+            logger.warning(f"dataset {dataset.name} lives at {dataset.root}, outside {paths.data / 'raw'}; DVC does "
+                  f"not see its changes. Move it there and `dvc add {paths.data / 'raw' / dataset.name}`")
 
 
 def run_ingest(params: RsitrParams) -> dict[str, Any]:
@@ -67,7 +70,7 @@ def run_ingest(params: RsitrParams) -> dict[str, Any]:
     failed_list = paths.rejected.with_suffix(".failed.csv")  # this run's rejections when it fails
     summary = rejection_summary(result)
     if summary:
-        print(f"{summary}; listed in {paths.rejected}", file=sys.stderr)
+        logger.info(f"{summary}; listed in {paths.rejected}")
     try:
         if params.ingest.strict:
             check_strict(result, failed_list)
@@ -99,7 +102,7 @@ def run_dedup(params: RsitrParams) -> dict[str, Any]:
         "max_distance": params.dedup.max_distance,
         **dedup_report(table["image_id"].tolist(), table["dataset"].tolist(), labels, pairs, hashes),
     }
-    print(f"dedup: pHash cache {stats.hits} hits, {stats.misses} misses", file=sys.stderr)
+    logger.info(f"dedup: pHash cache {stats.hits} hits, {stats.misses} misses")
     write_table(table, paths.clusters)
     write_json(paths.data_report("dedup"), report)  # no cache statistics: the same data, the same report
     return {**report, "cache": {"hits": stats.hits, "misses": stats.misses}}

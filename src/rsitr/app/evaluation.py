@@ -21,6 +21,8 @@ under the git-ignored ``models/`` (not ``metrics/``, which is committed and pars
 
 from __future__ import annotations
 
+import logging
+
 import json
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,8 @@ from rsitr.retrieval.evaluate import evaluate_split
 from rsitr.retrieval.ranks import save_ranks
 from rsitr.retrieval.twins import twin_index_pairs
 from rsitr.tracking.mlflow_tracking import Tracker
+
+logger = logging.getLogger(__name__)
 
 RECALLS = ("i2t_R1", "i2t_R5", "i2t_R10", "t2i_R1", "t2i_R5", "t2i_R10", "mR")
 
@@ -116,7 +120,7 @@ def _evaluate(params: RsitrParams, variant: str, track: bool) -> dict[str, Any]:
             path = write_json(paths.metrics_file(variant, test_set, language), payload)
             ranks = save_ranks(paths.ranks_file(variant, test_set, language), evaluation["ranks"])
             results[path.stem] = {**payload, "timings": evaluation["timings"]}
-            print(_summary_line(payload))
+            logger.info(_summary_line(payload))
             if tracker is not None:
                 prefix = f"test.{test_set}.{language}"
                 tracker.log_metrics({f"{prefix}.{k}": payload[k] for k in figures})

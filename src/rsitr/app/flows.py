@@ -22,6 +22,8 @@ a locked database, CUDA out of memory); a config or data error fails at once.
 
 from __future__ import annotations
 
+import logging
+
 import os
 import subprocess
 import sys
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_logger
@@ -55,6 +58,8 @@ from rsitr.config import RsitrParams, load_params
 from rsitr.errors import ConfigError, RsitrError, TrackingError
 from rsitr.tracking.mlflow_tracking import git_commit
 from rsitr.tracking.registry import promote
+
+logger = logging.getLogger(__name__)
 
 MAX_CONCURRENCY = 8
 RETRIES = 2
@@ -141,6 +146,36 @@ def torchrun_command(params_path: str, overrides: Sequence[str], variant: str, n
     for override in overrides:
         command += ["--set", override]
     return command
+
+
+LIBRARY_LOGGER = "rsitr"
+
+
+def collect_library_logs() -> None:
+    """rsitr's module loggers into the Prefect run logs, at INFO.
+
+    Prefect's documented way is ``PREFECT_LOGGING_EXTRA_LOGGERS=rsitr``, read when Prefect sets up
+    logging at import (``rsitr benchmark`` and the deployments set it). A flow called from Python
+    without it gets the same wiring here: the handlers of Prefect's ``prefect.extra`` logger.
+    """
+    import logging
+
+    library = logging.getLogger(LIBRARY_LOGGER)
+    for handler in logging.getLogger("prefect.extra").handlers:
+        if handler not in library.handlers:
+            library.addHandler(handler)
+    if library.level == logging.NOTSET or library.level > logging.INFO:
+        library.setLevel(logging.INFO)
+
+
+def publish_artifacts(outcomes: dict[str, dict[str, Any]], leaderboard: dict[str, Any]) -> None:
+    """The leaderboard as a markdown artifact and each variant's MLflow run id as a table artifact."""
+    create_markdown_artifact(key="rsitr-leaderboard", markdown=Path(leaderboard["markdown"]).read_text(encoding="utf-8"),
+                             description="rsitr leaderboard (reports/leaderboard.md)")
+    rows = [{"variant": v, "mlflow_run_id": (o.get("train") or {}).get("run_id") or "",
+             "skipped": bool((o.get("train") or {}).get("skipped")), "failed": o.get("failed", "")}
+            for v, o in outcomes.items()]
+    create_table_artifact(key="rsitr-mlflow-runs", table=rows, description="the MLflow run of each variant's training")
 
 
 def _run_logger() -> Any:
@@ -364,6 +399,7 @@ def benchmark(
     ``nproc_per_node``: training processes (GPUs) per variant, launched with torchrun.
     ``check_data``: refuse to start when ``dvc status`` says the data stages are stale.
     """
+    collect_library_logs()
     started = time.perf_counter()
     overrides = effective_overrides(overrides, datasets)
     check_concurrency(concurrency)
@@ -373,7 +409,8 @@ def benchmark(
     outcomes = run_variants(params_path, overrides, selected, concurrency=concurrency, register=register_models,
                             nproc_per_node=nproc_per_node)
     leaderboard = leaderboard_task(params_path, overrides)
-    print(f"benchmark: {len(selected)} variants; leaderboard {leaderboard['markdown']}")
+    publish_artifacts(outcomes, leaderboard)
+    logger.info(f"benchmark: {len(selected)} variants; leaderboard {leaderboard['markdown']}")
     return _finish(outcomes, leaderboard, started)
 
 
@@ -388,6 +425,7 @@ def one_variant(
     check_data: bool = True,
 ) -> dict[str, Any]:
     """One variant: keywords -> train (torchrun when ``nproc_per_node`` > 1) -> evaluate -> c2f -> register -> leaderboard."""
+    collect_library_logs()
     started = time.perf_counter()
     overrides = effective_overrides(overrides, datasets)
     _prepare(params_path, overrides, [variant], check_data)
@@ -408,5 +446,5 @@ def promote_champion(
 ) -> dict[str, Any]:
     """Move ``champion`` to the variant's ``challenger`` if it passes the gate (a refusal is not a failure)."""
     decision = promote_task(params_path, list(overrides or []), variant, force, reason)
-    print(decision["message"])
+    logger.info(decision["message"])
     return decision

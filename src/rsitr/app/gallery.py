@@ -18,6 +18,8 @@ model has hash heads the index also holds CFITR codes; the float coarse index of
 
 from __future__ import annotations
 
+import logging
+
 import json
 import re
 import shutil
@@ -48,6 +50,8 @@ from rsitr.tracking.registry import (
     resolve_model_version,
     version_of_run,
 )
+
+logger = logging.getLogger(__name__)
 
 MAX_TOP_K = 1000
 COARSE_DIR = "coarse"
@@ -191,8 +195,7 @@ def readable_images(ids: list[str], image_paths: list[str]) -> tuple[list[str], 
     bad = [(i, problems[p]) for i, p in zip(ids, image_paths) if problems[p]]
     if bad:
         shown = "; ".join(f"{i}: {why}" for i, why in bad[:5])
-        print(f"index build: skipped {len(bad)} unreadable image(s): {shown}" + (" ..." if len(bad) > 5 else ""),
-              file=sys.stderr)
+        logger.warning(f"index build: skipped {len(bad)} unreadable image(s): {shown}" + (" ..." if len(bad) > 5 else ""))
     kept = [(i, p) for i, p in zip(ids, image_paths) if not problems[p]]
     if not kept:
         raise DataError(f"none of the {len(ids)} gallery images can be read; check the images folder")

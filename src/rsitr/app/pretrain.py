@@ -15,6 +15,8 @@ an ``mlflow.data`` input, the checkpoint as an artifact, and a registered model 
 
 from __future__ import annotations
 
+import logging
+
 import dataclasses
 import json
 import os
@@ -37,6 +39,8 @@ from rsitr.models.factory import build_clip
 from rsitr.tracking.mlflow_tracking import Tracker, ensure_reachable, tracking_uri
 from rsitr.tracking.registry import Registration, register_model
 from rsitr.training.pretrain import PretrainResult, pretrain
+
+logger = logging.getLogger(__name__)
 
 FOUNDATION = FOUNDATION_DIR
 CORPUS_DATASET = "rsitr-pretrain-corpus"
@@ -179,7 +183,7 @@ def pretrain_step(params: RsitrParams, *, track: bool = True, progress: bool = F
     """Pretrain unless the published foundation is current (an interrupted run resumes); its summary."""
     current = current_foundation(params)
     if current is not None:
-        print(f"pretrain: {current['checkpoint']} is up to date, skipped")
+        logger.info(f"pretrain: {current['checkpoint']} is up to date, skipped")
         return {**current, "skipped": True}
     return {**run_pretrain(params, resume=True, track=track, register=track, progress=progress), "skipped": False}
 

@@ -11,6 +11,8 @@ change redoes exactly the steps it affects. The Prefect cache policy
 
 from __future__ import annotations
 
+import logging
+
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +23,8 @@ from rsitr.app.fingerprint import c2f_fingerprint, digest, evaluate_fingerprint,
 from rsitr.app.paths import KEYWORDS_DIR, ProjectPaths
 from rsitr.config import RsitrParams, to_dict
 from rsitr.tracking.mlflow_tracking import tracking_uri
+
+logger = logging.getLogger(__name__)
 
 
 def keywords_fingerprint(params: RsitrParams, variant: str | None = None) -> str:
@@ -81,7 +85,7 @@ def run_step(params: RsitrParams, step: str, variant: str | None, work: Callable
     key = fingerprint(params, step, variant)
     previous = completed(params, step, variant, key)
     if previous is not None:
-        print(f"{step}{f' {variant}' if variant else ''}: up to date, skipped")
+        logger.info(f"{step}{f' {variant}' if variant else ''}: up to date, skipped")
         return {**previous, "skipped": True}
     record = done_record(params, step, variant)
     record.unlink(missing_ok=True)  # a failed re-run must not leave the old record describing new files

@@ -78,4 +78,4 @@ def print_summary(params: RsitrParams, *, top: int = TOP_ROWS, out: TextIO | Non
         lines += ["", "Leaderboard, top rows (measured):"] + _top_rows(table, top)
     if claims.is_file():
         lines += ["", f"Claims ({claims}; rule: docs/uncertainty.md):"] + _claim_lines(claims)
-    print("\n".join(lines), file=out)
+    out.write("\n".join(lines) + "\n")  # the command's output, to the stream the caller chose

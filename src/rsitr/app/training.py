@@ -13,11 +13,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import sys
 import tempfile
 import threading
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +52,26 @@ def variant_tags(params: RsitrParams, variant: str) -> dict[str, str]:
     }
 
 
+def unique_run_name(name: str, fingerprint: str) -> str:
+    """``<variant>-<fingerprint[:8]>-<UTC time>``: a retrain (new config, data or code) is told apart at a glance."""
+    return f"{name}-{fingerprint[:8]}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+
+
+def prefect_run_tags() -> dict[str, str]:
+    """``prefect.flow_run_id`` / ``prefect.task_run_id`` of the Prefect run this code runs in (none outside one)."""
+    if "prefect" not in sys.modules:  # not imported: not inside a flow (and `rsitr train` need not load Prefect)
+        return {}
+    from prefect.runtime import flow_run, task_run
+
+    ids = {"prefect.flow_run_id": flow_run.get_id(), "prefect.task_run_id": task_run.get_id()}
+    return {k: str(v) for k, v in ids.items() if v}
+
+
 def start_tracker(params: RsitrParams, variant: str, run_id: str | None = None) -> Tracker:
-    """A new (or re-opened) MLflow run of ``variant`` carrying the data version."""
-    tracker = Tracker.start(params, run_name=variant, tags=variant_tags(params, variant), run_id=run_id)
+    """A new (or re-opened) MLflow run of ``variant`` carrying the data version and the Prefect run ids."""
+    name = variant if run_id else unique_run_name(variant, train_fingerprint(params, variant))
+    tracker = Tracker.start(params, run_name=name, tags={**variant_tags(params, variant), **prefect_run_tags()},
+                            run_id=run_id)
     if run_id is None:
         manifest = ProjectPaths.of(params).manifest
         tracker.log_data_version(DATASET_NAME, data_version(params), str(manifest.resolve()))

@@ -9,6 +9,7 @@ application lazily, so ``rsitr config show`` starts without loading torch.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -44,6 +45,7 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging()
     debug = args.debug or os.environ.get("RSITR_DEBUG") == "1"
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None  # unwinds like Ctrl-C
@@ -54,6 +56,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         _HANDLER_PID.pop()
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at each record (a redirected or captured stderr too)."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """rsitr's progress lines (module loggers under ``rsitr``) on stderr, once; stdout stays for JSON output."""
+    logger = logging.getLogger("rsitr")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(level)
+    logging.captureWarnings(True)
 
 
 def _run(args: argparse.Namespace, debug: bool) -> int:

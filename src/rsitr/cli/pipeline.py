@@ -26,6 +26,8 @@ def prefect_environment(root: Path) -> None:
     """Defaults for a local run, before Prefect is imported; the user's settings win."""
     for key, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    extra = [n for n in os.environ.get("PREFECT_LOGGING_EXTRA_LOGGERS", "").split(",") if n.strip()]
+    os.environ["PREFECT_LOGGING_EXTRA_LOGGERS"] = ",".join(extra + ([] if "rsitr" in extra else ["rsitr"]))  # rsitr's lines in Prefect
     os.environ.setdefault("PREFECT_LOCAL_STORAGE_PATH", str((root / ".prefect" / "storage").resolve()))
 
 

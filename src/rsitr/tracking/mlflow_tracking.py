@@ -55,25 +55,40 @@ def fluent_uri(uri: str) -> Iterator[None]:
     The URIs are global, so concurrent blocks (registrations in a flow's task threads) take turns.
     """
     import mlflow
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
 
     with _FLUENT_LOCK:
         saved_env = {name: os.environ.get(name) for name in URI_VARIABLES}
-        # the URIs as set (None: never set), not as resolved: restoring a resolved default would pin it
-        saved = getattr(tracking_utils, "_tracking_uri", None), getattr(registry_utils, "_registry_uri", None)
+        saved = mlflow.get_tracking_uri(), mlflow.get_registry_uri()  # as resolved (public API)
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
         try:
             yield
         finally:
-            mlflow.set_tracking_uri(saved[0])
-            mlflow.set_registry_uri(saved[1])
-            for name, value in saved_env.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+            _restore_uris(saved, saved_env)
+
+
+def _restore_uris(saved: tuple[str, str], saved_env: dict[str, str | None]) -> None:
+    """Clear the URIs set in the block, then pin a saved one only where clearing does not give it back.
+
+    A resolved default (nothing set) is not pinned, so it keeps following the working directory.
+    """
+    import mlflow
+
+    def restore_env() -> None:
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+    restore_env()
+    if mlflow.get_tracking_uri() != saved[0]:
+        mlflow.set_tracking_uri(saved[0])
+    if mlflow.get_registry_uri() != saved[1]:
+        mlflow.set_registry_uri(saved[1])
+    restore_env()  # set_*_uri write the variables too
 
 
 def bound_http_calls(timeout_s: float) -> None:
@@ -274,13 +289,13 @@ class Tracker:
 
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset
-        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.entities import Dataset, DatasetInput, InputTag
         from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
         with warnings.catch_warnings():  # "source type inferred": a local file is what we mean
             warnings.simplefilter("ignore")
             dataset = MetaDataset(source=resolve_dataset_source(source), name=name, digest=version[:36])
-        entity = DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
+        entity = DatasetInput(Dataset(**dataset.to_dict()), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
         self.client.log_inputs(self.run_id, datasets=[entity])
         self.set_tags({"data.version": version})
 

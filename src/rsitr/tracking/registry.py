@@ -148,6 +148,19 @@ def check_loads(model_uri: str, text: str) -> None:
         raise ModelError(f"logged model {model_uri} returned no text embedding; not registered")
 
 
+def link_test_metrics(client: Any, run: Any, model_id: str) -> None:
+    """The run's ``test.*`` figures logged again with ``model_id``, so the logged model (Models tab) shows them."""
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [Metric(key, value, now, 0, model_id=model_id, run_id=run.info.run_id)
+               for key, value in run.data.metrics.items() if key.startswith("test.")]
+    for first in range(0, len(metrics), 500):
+        client.log_batch(run.info.run_id, metrics=metrics[first : first + 500])
+
+
 def register_model(params: RsitrParams, variant: str, run_id: str, *, model: Any, example_text: str,
                    example_image: str, hash_heads: str | None = None) -> Registration:
     """Log the variant's pyfunc as a logged model of its run, register it, alias it ``challenger``.
@@ -164,6 +177,7 @@ def register_model(params: RsitrParams, variant: str, run_id: str, *, model: Any
         info = log_embedding_model(run_id, model=model, params_tree=_bundled_params(params, variant),
                                    variant=variant, example_text=example_text, example_image=example_image,
                                    hash_heads=hash_heads)
+        link_test_metrics(client, run, info.model_id)
         client.set_terminated(run_id, status="FINISHED")
         check_loads(info.model_uri, example_text)
         version = client.create_model_version(  # resolves the models:/<model_id> source through the fluent URI

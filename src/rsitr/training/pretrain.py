@@ -18,6 +18,8 @@ The loop knows no artifact layout: the application passes the corpus and the out
 
 from __future__ import annotations
 
+import logging
+
 import csv
 import math
 import time
@@ -43,6 +45,8 @@ from rsitr.training.checkpoint import remove_stale_temporaries
 from rsitr.training.optim import build_optimizer, warmup_cosine
 from rsitr.training.rng import rng_state, seed_everything, set_rng_state
 from rsitr.training.trainer import TrainingDiverged
+
+logger = logging.getLogger(__name__)
 
 PRETRAIN_FORMAT = "rsitr-pretrain/1"
 CHECKPOINT_LAST = "last.pt"
@@ -223,8 +227,7 @@ def train_epoch(run: Run, state: PretrainState) -> int:
         samples += batch["images"].shape[0]
         _after_step(run, state, loss)
         if run.progress and state.step % run.settings.log_every == 0:
-            print(f"pretrain epoch {state.epoch + 1}/{run.settings.epochs} step {state.step}: loss {loss:.4f}",
-                  flush=True)
+            logger.info(f"pretrain epoch {state.epoch + 1}/{run.settings.epochs} step {state.step}: loss {loss:.4f}")
     state.epoch, state.batches_seen = state.epoch + 1, 0
     save_last(run, state)
     return samples
@@ -255,11 +258,11 @@ def _resume_state(run: Run, resume: bool) -> PretrainState:
     payload = read_last(run.last_path) if resume else None
     if payload is None or payload.get("run_key") != run.run_key:
         if resume and run.last_path.is_file():
-            print(f"{run.last_path} belongs to another configuration or corpus; pretraining from the start")
+            logger.info(f"{run.last_path} belongs to another configuration or corpus; pretraining from the start")
         return PretrainState()
     state = restore(run, payload)
-    print(f"resuming pretraining from {run.last_path}: epoch {state.epoch + 1}, {state.batches_seen} batches seen, "
-          f"step {state.step}", flush=True)
+    logger.info(f"resuming pretraining from {run.last_path}: epoch {state.epoch + 1}, {state.batches_seen} batches seen, "
+          f"step {state.step}")
     return state
 
 

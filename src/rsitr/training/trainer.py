@@ -17,6 +17,8 @@ processed manifest and the keyword list (``rsitr.app.training``).
 
 from __future__ import annotations
 
+import logging
+
 import json
 import time
 from collections.abc import Sequence
@@ -43,6 +45,8 @@ from rsitr.training.data import TrainPairs, token_length_report, train_batches
 from rsitr.training.distributed import DistributedContext, GlobalBatchLoss, barrier, init_distributed
 from rsitr.training.optim import build_optimizer, build_scheduler, steps_per_epoch
 from rsitr.training.rng import gather_rng_states, peak_memory_mb, seed_everything, set_rng_state
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINT_LAST = "last.pt"
 CHECKPOINT_BEST = "best.pt"
@@ -214,7 +218,7 @@ def _report_token_lengths(session: Session, split: RetrievalSplit) -> None:
     lengths = token_length_report(model.tokenizer, split, model.context_length)
     for language, stats in lengths.items():
         if stats["truncated_share"] > 0:
-            print(f"warning: {stats['truncated_share']:.1%} of {language} training captions exceed the "
+            logger.warning(f"{stats['truncated_share']:.1%} of {language} training captions exceed the "
                   f"{model.context_length}-token context and are truncated (max {stats['max_tokens']} tokens)")
     session.log({f"tokens.{lang}.{k}": v for lang, stats in lengths.items() for k, v in stats.items()})
 
@@ -232,7 +236,7 @@ def _resumable(session: Session) -> bool:
     key = load_checkpoint(session.last_path).get("run_key", "")
     if key != session.run_key:
         if session.main:
-            print(f"{session.variant.name}: {session.last_path} belongs to another configuration or data version; "
+            logger.info(f"{session.variant.name}: {session.last_path} belongs to another configuration or data version; "
                   "training from the start")
         return False
     return True
@@ -251,7 +255,7 @@ def _restore(session: Session) -> Progress:
         _replace_base_lr(session, session.resume_lr)
     if session.main:
         lr = f" with base lr {session.resume_lr:g}" if session.resume_lr is not None else ""
-        print(f"resuming {session.variant.name} from {session.last_path} after epoch {state['epoch']}{lr}")
+        logger.info(f"resuming {session.variant.name} from {session.last_path} after epoch {state['epoch']}{lr}")
     return Progress(state["epoch"], state["global_step"], state["best_val"], state["best_epoch"], state["history"])
 
 
@@ -362,8 +366,8 @@ def _end_epoch(session: Session, state: Progress, epoch: int, record: dict[str, 
         best_val=state.best_val, best_epoch=state.best_epoch, history=state.history, run_key=session.run_key,
         run_id=_run_id(session),
     )
-    print(f"{variant.name} epoch {epoch + 1}/{variant.train.epochs}: loss {record.get('epoch_loss', float('nan')):.4f} "
-          f"val mR {validation['mR']:.2f} ({seconds:.1f}s)", flush=True)
+    logger.info(f"{variant.name} epoch {epoch + 1}/{variant.train.epochs}: loss {record.get('epoch_loss', float('nan')):.4f} "
+          f"val mR {validation['mR']:.2f} ({seconds:.1f}s)")
 
 
 def _run_id(session: Session) -> str | None:

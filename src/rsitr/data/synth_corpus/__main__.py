@@ -7,10 +7,13 @@ same options that command would. Errors print as one line with exit code 2.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from rsitr.data.synth_corpus.generator import generate_corpus
 from rsitr.errors import RsitrError
+
+logger = logging.getLogger(__name__)
 
 
 def parse_args(argv: "list[str] | None" = None) -> argparse.Namespace:
@@ -29,15 +32,24 @@ def parse_args(argv: "list[str] | None" = None) -> argparse.Namespace:
 
 def main(argv: "list[str] | None" = None) -> int:
     args = parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)  # a command: its lines on stderr
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        return _generate(args)
+    finally:
+        logger.removeHandler(handler)
+
+
+def _generate(args: argparse.Namespace) -> int:
     try:
         report = generate_corpus(args.out, args.images, args.seed, image_size=tuple(args.image_size),
                                  wrong_caption_rate=args.wrong_caption_rate, noise_word_rate=args.noise_word_rate,
                                  shard_size=args.shard_size, workers=args.workers)
     except RsitrError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        logger.error(f"error: {exc}")
         return exc.exit_code
-    print(f"corpus of {report['n_images']} images ({report['n_shards']} shards) written to {args.out}",
-          file=sys.stderr)
+    logger.info(f"corpus of {report['n_images']} images ({report['n_shards']} shards) written to {args.out}")
     return 0
 
 
