@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import torch.distributed as dist
 
 from rsitr.app.training import run_train
+from rsitr.cli import configure_logging
 from rsitr.config import load_params
 from rsitr.errors import RsitrError
 
@@ -30,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--no-track", action="store_true")
     args = parser.parse_args(argv)
+    configure_logging()  # progress lines on stderr, which the flow forwards to Prefect (run_logged)
     try:
         params = load_params(args.params, args.overrides)
         run_train(params, args.variant, resume=args.resume, track=not args.no_track)
