@@ -171,5 +171,7 @@ def test_an_image_listed_in_two_splits_stays_in_test_and_is_reported(tmp_path: P
     annotation.write_text(json.dumps(data), encoding="utf-8")
     result = ingest_datasets(_params(tmp_path, [entry]).datasets, workers=1)
     assert result.manifest["official_split"].tolist() == ["test", "test"]
-    assert [(r.kind, r.item) for r in result.rejections] == [("conflicting splits", "g.png")]
+    assert [(r.kind, r.item) for r in result.rejections] == [("conflicting splits", "g.png"),
+                                                             ("dropped split", "gamma/train")]  # its only image left
     assert "kept in test" in result.rejections[0].reason
+    assert result.report["rejected"]["dropped_splits"] == ["gamma/train"]

@@ -181,10 +181,13 @@ class _RecordBuilder:
         self._refused_captions[image_key] += 1
         return True
 
-    def add(self, image_key: str, caption: Any, language: str, split: str | None, item: str) -> None:
-        """Add one caption; an unsafe image name or an empty caption becomes a Problem naming ``item``."""
+    def add(
+        self, image_key: str, caption: Any, language: str, split: str | None, item: str, listing: str | None = None
+    ) -> None:
+        """Add one caption; an empty caption becomes a Problem naming ``item``, an unsafe image name one
+        naming ``listing`` (where the image is named, default ``item``)."""
         self._splits.setdefault(split)
-        if self._refuse(image_key, item):
+        if self._refuse(image_key, listing or item):
             return
         text = caption.strip() if isinstance(caption, str) else ""
         if not text:
@@ -471,7 +474,7 @@ def _read_precomp_split(
     for lang, (path, lines) in texts_by_language.items():
         for line_no, (text, (image_key, name_line)) in enumerate(zip(lines, image_of_line), start=1):
             if image_key and text != NOT_UTF8 and name_line not in duplicates:
-                builder.add(image_key, text, lang, split, f"{path}:{line_no}")
+                builder.add(image_key, text, lang, split, f"{path}:{line_no}", f"{names_file}:{name_line}")
 
 
 def read_precomp(
@@ -562,7 +565,7 @@ def _read_karpathy_image(
             lacking[key].append(filename)
             continue
         for j, sentence in enumerate(sentences):
-            builder.add(filename, _sentence_text(sentence), lang, image_split, f"{item} ({filename}) {key}[{j}]")
+            builder.add(filename, _sentence_text(sentence), lang, image_split, f"{item} ({filename}) {key}[{j}]", item)
 
 
 def read_karpathy(
@@ -645,7 +648,7 @@ def read_nwpu(
             if not keys:
                 builder.problem(item, f"image {image_key!r} has no 'raw' captions; add raw, raw_1 ... raw_4")
             for key in keys:
-                builder.add(image_key, entry[key], language, entry_split, f"{item} ({image_key}) {key}")
+                builder.add(image_key, entry[key], language, entry_split, f"{item} ({image_key}) {key}", item)
     return _keep_split(builder.result(), split, str(path))
 
 
