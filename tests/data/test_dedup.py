@@ -13,7 +13,6 @@ import pytest
 from rsitr.data import dedup
 from rsitr.data.dedup import (
     HashStats,
-    UnionFind,
     block_layout,
     cluster_images,
     compute_hashes,
@@ -173,15 +172,38 @@ def test_union_find_chain_is_one_cluster() -> None:
     np.testing.assert_array_equal(clusters, [0, 1, 2, 2, 1, 1])
 
 
-def test_union_find_id_is_smallest_member_whatever_the_order() -> None:
-    uf = UnionFind(5)
-    uf.union(4, 3)
-    uf.union(3, 2)
-    assert uf.union(4, 1) == 1
-    assert [uf.find(i) for i in range(5)] == [0, 1, 1, 1, 1]
-    np.testing.assert_array_equal(uf.labels(), [0, 1, 1, 1, 1])
+def test_cluster_id_is_smallest_member_whatever_the_pair_order() -> None:
+    # the same graph given in any edge order and direction gives the same labels
+    edges = np.array([[4, 3], [3, 2], [4, 1]])
+    for perm in ([0, 1, 2], [2, 1, 0], [1, 2, 0]):
+        np.testing.assert_array_equal(connected_clusters(5, edges[perm]), [0, 1, 1, 1, 1])
+        np.testing.assert_array_equal(connected_clusters(5, edges[perm][:, ::-1]), [0, 1, 1, 1, 1])
+    np.testing.assert_array_equal(connected_clusters(0, np.zeros((0, 2))), np.zeros(0))
+    np.testing.assert_array_equal(connected_clusters(3, np.zeros((0, 2))), [0, 1, 2])
+    assert connected_clusters(4, np.array([[1, 1], [2, 3], [3, 2]])).tolist() == [0, 1, 2, 2]  # loops, repeats
     with pytest.raises(ValueError, match="pair indices"):
         connected_clusters(3, np.array([[0, 3]]))
+
+
+def test_connected_clusters_match_a_reference_on_random_graphs() -> None:
+    """Labels equal a plain BFS reference (smallest member of each component) on random graphs."""
+    rng = np.random.default_rng(0)
+    for n in (1, 7, 50):
+        edges = rng.integers(0, n, size=(n, 2))
+        adj: dict[int, set[int]] = {i: set() for i in range(n)}
+        for i, j in edges.tolist():
+            adj[i].add(j)
+            adj[j].add(i)
+        expected = [-1] * n
+        for root in range(n):
+            if expected[root] < 0:
+                stack = [root]
+                while stack:
+                    node = stack.pop()
+                    if expected[node] < 0:
+                        expected[node] = root
+                        stack.extend(adj[node])
+        assert connected_clusters(n, edges).tolist() == expected
 
 
 # --------------------------------------------------------------------------------------

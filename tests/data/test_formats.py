@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rsitr.data.formats import READERS, CaptionRecord, default_images_dir, read_dataset
+from rsitr.data.formats import READERS, CaptionRecord, default_images_dir, read_dataset, unsafe_image_key
 from rsitr.errors import DataError
 
 
@@ -313,3 +313,87 @@ def test_csv_without_needed_columns(tmp_path: Path):
     (tmp_path / "pairs.csv").write_text("image,text\nx.tif,a road\n", encoding="utf-8")
     with pytest.raises(DataError, match="pairs.csv: columns .* rename the header"):
         read_dataset("csv", tmp_path)
+
+
+# --------------------------------------------------------------------------- malformed annotations (issue 25)
+
+
+def test_precomp_reads_cr_only_crlf_and_mixed_line_endings(precomp: Path):
+    for path, eol in ((precomp / "test_caps.txt", b"\r"), (precomp / "test_filename.txt", b"\r\n")):
+        path.write_bytes(path.read_bytes().replace(b"\n", eol))
+    (precomp / "train_caps.txt").write_bytes(b"a0\ra1\r\na2\na3\ra4\nb0\nb1\nb2\nb3\nb4")  # no final newline
+    result = read_dataset("precomp", precomp)
+    assert result.problems == []
+    test = [r for r in result.records if r.split == "test"]
+    assert [r.image_key for r in test] == ["c.jpg"] * 5 + ["d.jpg"] * 5
+    assert [r.caption for r in result.records if r.image_key == "a.jpg"] == ["a0", "a1", "a2", "a3", "a4"]
+
+
+def test_precomp_zero_byte_split_names_both_files(precomp: Path):
+    (precomp / "test_caps.txt").write_bytes(b"")
+    (precomp / "test_filename.txt").write_bytes(b"\xef\xbb\xbf")  # a BOM and nothing else
+    with pytest.raises(DataError, match=r"test_caps.txt and test_filename.txt are empty.*'test' split"):
+        read_dataset("precomp", precomp)
+    assert len(read_dataset("precomp", precomp, split="train").records) == 10
+
+
+@pytest.mark.parametrize("format,name", [("karpathy", "dataset.json"), ("nwpu", "dataset_nwpu.json"),
+                                         ("csv", "captions.csv")])
+def test_zero_byte_json_and_csv_annotations_are_named(tmp_path: Path, format: str, name: str):
+    (tmp_path / name).write_bytes(b"")
+    with pytest.raises(DataError, match=rf"{name} is empty \(0 bytes\); restore it"):
+        read_dataset(format, tmp_path)
+
+
+def test_precomp_image_listed_twice_keeps_its_first_listing(tmp_path: Path):
+    write_lines(tmp_path / "train_filename.txt", ["a.jpg", "b.jpg", "a.jpg"])
+    write_lines(tmp_path / "train_caps.txt", five_captions("a.jpg") + five_captions("b.jpg") + five_captions("x"))
+    result = read_dataset("precomp", tmp_path)
+    assert [r.caption for r in result.records if r.image_key == "a.jpg"] == five_captions("a.jpg")
+    assert [(p.item, p.kind) for p in result.problems] == [(f"{tmp_path / 'train_filename.txt'}:3", "duplicate image")]
+    assert "first at" in result.problems[0].reason and ":1)" in result.problems[0].reason
+
+
+def test_karpathy_and_nwpu_image_listed_twice_in_a_split(tmp_path: Path):
+    images = [{"filename": "a.jpg", "split": "test", "sentences": [{"raw": "one"}]},
+              {"filename": "a.jpg", "split": "test", "sentences": [{"raw": "two"}]},
+              {"filename": "a.jpg", "split": "train", "sentences": [{"raw": "three"}]}]  # another split: ingest decides
+    (tmp_path / "dataset.json").write_text(karpathy_json(images), encoding="utf-8")
+    result = read_dataset("karpathy", tmp_path)
+    assert [r.caption for r in result.records] == ["one", "three"]
+    assert [p.kind for p in result.problems] == ["duplicate image"] and "images[1]" in result.problems[0].item
+    nwpu = {"lake": [{"filename": "l.jpg", "split": "test", "raw": "one"}, {"filename": "l.jpg", "split": "test", "raw": "two"}]}
+    (tmp_path / "dataset_nwpu.json").write_text(json.dumps(nwpu), encoding="utf-8")
+    result = read_dataset("nwpu", tmp_path)
+    assert [r.caption for r in result.records] == ["one"] and [p.kind for p in result.problems] == ["duplicate image"]
+
+
+@pytest.mark.parametrize("key", ["../x.jpg", "a/../../x.jpg", "..\\x.jpg", "/etc/passwd", "C:\\x.jpg", "\\\\host\\x.jpg",
+                                 "a\x00.jpg", "a\r.jpg", "a\n.jpg"])
+def test_unsafe_image_names_are_refused(key: str):
+    assert unsafe_image_key(key) is not None
+
+
+@pytest.mark.parametrize("key", ["x.jpg", "forest/forest_1.jpg", "a..b.jpg", "..x.jpg", "Ünïcode bild.tif"])
+def test_ordinary_image_names_pass(key: str):
+    assert unsafe_image_key(key) is None
+
+
+def test_unsafe_names_get_no_path_and_one_problem_per_image(tmp_path: Path):
+    write_lines(tmp_path / "test_caps.txt", five_captions("c") + five_captions("evil"))
+    write_lines(tmp_path / "test_filename.txt", ["c.jpg"] * 5 + ["../../evil.jpg"] * 5)
+    result = read_dataset("precomp", tmp_path)
+    assert {r.image_key for r in result.records} == {"c.jpg"} and result.skipped == []
+    [problem] = result.problems
+    assert problem.kind == "unsafe image path" and problem.item == f"{tmp_path / 'test_filename.txt'}:6"
+    assert "'..'" in problem.reason and "5 caption(s) dropped" in problem.reason
+    assert result.declared_splits == ["test"]
+
+
+def test_a_non_text_split_is_a_problem_not_a_crash(tmp_path: Path):
+    images = [{"filename": "a.jpg", "split": ["test"], "sentences": [{"raw": "one"}]},
+              {"filename": "b.jpg", "split": "test", "sentences": [{"raw": "two"}]}]
+    (tmp_path / "dataset.json").write_text(karpathy_json(images), encoding="utf-8")
+    result = read_dataset("karpathy", tmp_path)
+    assert [r.image_key for r in result.records] == ["b.jpg"]
+    assert "'split' is list, not text" in result.problems[0].reason

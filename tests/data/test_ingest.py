@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from rsitr.config import params_from_dict
-from rsitr.data.ingest import MANIFEST_COLUMNS, REJECTED_COLUMNS, ingest_datasets
+from rsitr.data.ingest import MANIFEST_COLUMNS, REJECTED_COLUMNS, IngestResult, Rejection, ingest_datasets
 from rsitr.app.data_stages import run_ingest
 from rsitr.errors import DataError
 
@@ -171,5 +171,19 @@ def test_an_image_listed_in_two_splits_stays_in_test_and_is_reported(tmp_path: P
     annotation.write_text(json.dumps(data), encoding="utf-8")
     result = ingest_datasets(_params(tmp_path, [entry]).datasets, workers=1)
     assert result.manifest["official_split"].tolist() == ["test", "test"]
-    assert [(r.kind, r.item) for r in result.rejections] == [("conflicting splits", "g.png")]
+    assert [(r.kind, r.item) for r in result.rejections] == [("conflicting splits", "g.png"),
+                                                             ("dropped split", "gamma/train")]  # its only image left
     assert "kept in test" in result.rejections[0].reason
+    assert result.report["rejected"]["dropped_splits"] == ["gamma/train"]
+
+
+def test_rejections_are_one_printable_line_and_listed_in_the_report(tmp_path: Path) -> None:
+    rejection = Rejection("d", "x\r.png", "missing image", "/a/x\r.png not found\n(1 captions dropped)")
+    assert rejection.item == "x\\r.png" and "\n" not in rejection.reason and "\\n" in rejection.reason
+    frame = IngestResult(pd.DataFrame(), [rejection]).rejected_frame()
+    frame.to_csv(tmp_path / "r.csv", index=False)
+    back = pd.read_csv(tmp_path / "r.csv")
+    assert back["reason"].tolist() == [rejection.reason] and back["item"].tolist() == ["x\\r.png"]  # was: nan
+
+    report = ingest_datasets(_params(tmp_path, [_good_karpathy(tmp_path)]).datasets, workers=1).report
+    assert report["rejected"]["items"] == [] and report["rejected"]["dropped_splits"] == []

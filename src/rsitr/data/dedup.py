@@ -10,7 +10,8 @@ deduplication"):
 * hash every image with ``imagehash.phash`` (64-bit DCT hash, an ``8x8`` sign pattern of the
   low-frequency DCT coefficients around their median);
 * two images are duplicates when the Hamming distance of their hashes is ``<= 2``;
-* duplicates are merged transitively into clusters (union-find); keep one image per cluster.
+* duplicates are merged transitively into clusters (the connected components of the pair
+  graph, ``scipy.sparse.csgraph.connected_components``); keep one image per cluster.
 
 Because pHash thresholds 64 coefficients at their median, a hash of a natural image has
 exactly 32 bits set, so distances between such hashes are even: ``<= 2`` means at most one
@@ -55,6 +56,8 @@ from typing import Union
 
 import numpy as np
 import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from tqdm.auto import tqdm
 
 from rsitr.data.phash_cache import PhashCache
@@ -64,7 +67,6 @@ __all__ = [
     "DEFAULT_MAX_DISTANCE",
     "CANDIDATE_CHUNK",
     "HashStats",
-    "UnionFind",
     "block_layout",
     "cluster_images",
     "compute_hashes",
@@ -453,47 +455,6 @@ def _sort_pairs(pairs: np.ndarray, n: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 
-class UnionFind:
-    """Disjoint sets over ``0 .. n-1`` whose representative is always the smallest member.
-
-    ``union`` hangs the larger root under the smaller one, so ``find(i)`` is the minimum
-    index of ``i``'s set -- a deterministic cluster id independent of the union order.
-    """
-
-    def __init__(self, n: int) -> None:
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
-        self._parent: list[int] = list(range(n))
-
-    def __len__(self) -> int:
-        return len(self._parent)
-
-    def find(self, i: int) -> int:
-        parent = self._parent
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]  # path halving
-            i = parent[i]
-        return i
-
-    def union(self, i: int, j: int) -> int:
-        """Merge the sets of ``i`` and ``j``; returns the merged set's representative."""
-        ri, rj = self.find(i), self.find(j)
-        if ri == rj:
-            return ri
-        lo, hi = (ri, rj) if ri < rj else (rj, ri)
-        self._parent[hi] = lo
-        return lo
-
-    def labels(self) -> np.ndarray:
-        """``[n] int64`` representative (smallest member) of every element."""
-        lab = np.asarray(self._parent, dtype=np.int64)  # [n] parent pointers
-        while True:  # pointer jumping until every element points at its root
-            nxt = lab[lab]
-            if np.array_equal(nxt, lab):
-                return lab
-            lab = nxt
-
-
 def connected_clusters(n: int, pairs: np.ndarray) -> np.ndarray:
     """Cluster id of each of ``n`` items given duplicate ``pairs`` ``[P, 2]``.
 
@@ -503,10 +464,12 @@ def connected_clusters(n: int, pairs: np.ndarray) -> np.ndarray:
     edges = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)  # [P, 2]
     if edges.size and (edges.min() < 0 or edges.max() >= n):
         raise ValueError(f"pair indices must be in [0, {n}), got range [{edges.min()}, {edges.max()}]")
-    uf = UnionFind(n)
-    for i, j in edges.tolist():
-        uf.union(i, j)
-    return uf.labels()
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    graph = coo_matrix((np.ones(len(edges), dtype=np.int8), (edges[:, 0], edges[:, 1])), shape=(n, n))  # [n, n]
+    _, component = connected_components(graph, directed=False)  # [n] component number
+    _, first = np.unique(component, return_index=True)  # [C] smallest member of each component
+    return first[component].astype(np.int64)  # [n]
 
 
 def cluster_images(
@@ -529,6 +492,103 @@ def cluster_images(
 # --------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _PairView:
+    """The arrays every report step reads: per image ``[N]`` and per pair ``[P]``."""
+
+    names: list[str]  # sorted dataset names
+    cl: np.ndarray  # [N] int64 cluster id
+    ds: np.ndarray  # [N] int64 dataset index into names
+    pr: np.ndarray  # [P, 2] int64 pair indices
+    di: np.ndarray  # [P] dataset of each pair's first side
+    dj: np.ndarray  # [P] dataset of each pair's second side
+    dist: np.ndarray  # [P] int64 Hamming distance
+
+
+def _pair_view(datasets: Sequence[str], clusters: Sequence[int] | np.ndarray, pairs: np.ndarray,
+               hashes: np.ndarray, n: int) -> _PairView:
+    """Validate the inputs (one entry per image) and index datasets and pairs."""
+    cl = np.asarray(clusters, dtype=np.int64).reshape(-1)  # [N]
+    pr = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)  # [P, 2]
+    hs = _as_uint64(hashes)  # [N] uint64
+    if not len(datasets) == cl.size == hs.size == n:
+        raise ValueError(
+            f"keys, datasets, clusters and hashes must have one entry per image; got lengths "
+            f"{n}, {len(datasets)}, {cl.size}, {hs.size}"
+        )
+    names = sorted(set(map(str, datasets)))
+    index_of = {name: k for k, name in enumerate(names)}
+    ds = np.array([index_of[str(x)] for x in datasets], dtype=np.int64).reshape(-1)  # [N]
+    dist = hamming_distance(hs[pr[:, 0]], hs[pr[:, 1]])  # [P] int64
+    return _PairView(names, cl, ds, pr, ds[pr[:, 0]], ds[pr[:, 1]], dist)
+
+
+def _report_totals(view: _PairView, n: int) -> dict:
+    """Image, pair and cluster counts and the distance histogram."""
+    sizes = np.bincount(view.cl, minlength=n) if n else np.zeros(0, dtype=np.int64)  # [N] by cluster id
+    n_clusters = int(np.unique(view.cl).size)
+    return {
+        "n_images": n,
+        "n_pairs": int(view.pr.shape[0]),
+        "n_clusters": n_clusters,
+        "n_duplicate_clusters": int((sizes >= 2).sum()),
+        "n_redundant_images": int(n - n_clusters),
+        "distance_histogram": {str(v): int(c) for v, c in zip(*np.unique(view.dist, return_counts=True))},
+    }
+
+
+def _report_datasets(view: _PairView, clusters_of: list[np.ndarray]) -> dict:
+    """Per dataset: images, clusters, redundant images and duplicate pairs inside it."""
+    out = {}
+    for k, name in enumerate(view.names):
+        n_k = int((view.ds == k).sum())
+        out[name] = {
+            "images": n_k,
+            "clusters": int(clusters_of[k].size),
+            "redundant_images": n_k - int(clusters_of[k].size),
+            "duplicate_pairs": int(((view.di == k) & (view.dj == k)).sum()),
+        }
+    return out
+
+
+def _report_overlaps(view: _PairView, clusters_of: list[np.ndarray]) -> list[dict]:
+    """Per dataset pair: pairs across them, shared clusters and the images on each side in them."""
+    names, out = view.names, []
+    for a in range(len(names)):
+        for b in range(a + 1, len(names)):
+            shared = np.intersect1d(clusters_of[a], clusters_of[b])  # [S] cluster ids
+            in_shared = np.isin(view.cl, shared)  # [N] bool
+            across = ((view.di == a) & (view.dj == b)) | ((view.di == b) & (view.dj == a))  # [P] bool
+            out.append(
+                {
+                    "datasets": [names[a], names[b]],
+                    "pairs": int(across.sum()),
+                    "shared_clusters": int(shared.size),
+                    "images": {  # images of each side that have a near-duplicate in the other
+                        names[a]: int((in_shared & (view.ds == a)).sum()),
+                        names[b]: int((in_shared & (view.ds == b)).sum()),
+                    },
+                }
+            )
+    return out
+
+
+def _report_examples(view: _PairView, keys: Sequence[str], max_examples: int) -> list[dict]:
+    """Up to ``max_examples`` pairs, cross-dataset first, then by distance and index."""
+    pr, ds = view.pr, view.ds
+    order = np.lexsort((pr[:, 1], pr[:, 0], view.dist, view.di == view.dj))[:max_examples]
+    return [
+        {
+            "a": str(keys[int(pr[p, 0])]),
+            "b": str(keys[int(pr[p, 1])]),
+            "dataset_a": view.names[ds[pr[p, 0]]],
+            "dataset_b": view.names[ds[pr[p, 1]]],
+            "distance": int(view.dist[p]),
+        }
+        for p in order.tolist()
+    ]
+
+
 def dedup_report(
     keys: Sequence[str],
     datasets: Sequence[str],
@@ -547,69 +607,14 @@ def dedup_report(
     distance, cross-dataset pairs first.
     """
     n = len(keys)
-    cl = np.asarray(clusters, dtype=np.int64).reshape(-1)  # [N]
-    pr = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)  # [P, 2]
-    hs = _as_uint64(hashes)  # [N] uint64
-    if not len(datasets) == cl.size == hs.size == n:
-        raise ValueError(
-            f"keys, datasets, clusters and hashes must have one entry per image; got lengths "
-            f"{n}, {len(datasets)}, {cl.size}, {hs.size}"
-        )
-    names = sorted(set(map(str, datasets)))
-    index_of = {name: k for k, name in enumerate(names)}
-    ds = np.array([index_of[str(x)] for x in datasets], dtype=np.int64).reshape(-1)  # [N]
-    di, dj = ds[pr[:, 0]], ds[pr[:, 1]]  # [P] dataset of each side
-    dist = hamming_distance(hs[pr[:, 0]], hs[pr[:, 1]])  # [P] int64
-
-    sizes = np.bincount(cl, minlength=n) if n else np.zeros(0, dtype=np.int64)  # [N] by cluster id
-    report: dict = {
-        "n_images": n,
-        "n_pairs": int(pr.shape[0]),
-        "n_clusters": int(np.unique(cl).size),
-        "n_duplicate_clusters": int((sizes >= 2).sum()),
-        "n_redundant_images": int(n - np.unique(cl).size),
-        "distance_histogram": {str(v): int(c) for v, c in zip(*np.unique(dist, return_counts=True))},
-        "datasets": {},
-        "overlaps": [],
-        "examples": [],
+    view = _pair_view(datasets, clusters, pairs, hashes, n)
+    clusters_of = [np.unique(view.cl[view.ds == k]) for k in range(len(view.names))]  # per dataset, sorted ids
+    return {
+        **_report_totals(view, n),
+        "datasets": _report_datasets(view, clusters_of),
+        "overlaps": _report_overlaps(view, clusters_of),
+        "examples": _report_examples(view, keys, max_examples),
     }
-    clusters_of = [np.unique(cl[ds == k]) for k in range(len(names))]  # per dataset, sorted ids
-    for k, name in enumerate(names):
-        n_k = int((ds == k).sum())
-        report["datasets"][name] = {
-            "images": n_k,
-            "clusters": int(clusters_of[k].size),
-            "redundant_images": n_k - int(clusters_of[k].size),
-            "duplicate_pairs": int(((di == k) & (dj == k)).sum()),
-        }
-    for a in range(len(names)):
-        for b in range(a + 1, len(names)):
-            shared = np.intersect1d(clusters_of[a], clusters_of[b])  # [S] cluster ids
-            in_shared = np.isin(cl, shared)  # [N] bool
-            report["overlaps"].append(
-                {
-                    "datasets": [names[a], names[b]],
-                    "pairs": int((((di == a) & (dj == b)) | ((di == b) & (dj == a))).sum()),
-                    "shared_clusters": int(shared.size),
-                    "images": {  # images of each side that have a near-duplicate in the other
-                        names[a]: int((in_shared & (ds == a)).sum()),
-                        names[b]: int((in_shared & (ds == b)).sum()),
-                    },
-                }
-            )
-    order = np.lexsort((pr[:, 1], pr[:, 0], dist, di == dj))[:max_examples]  # cross-dataset first
-    for p in order.tolist():
-        i, j = int(pr[p, 0]), int(pr[p, 1])
-        report["examples"].append(
-            {
-                "a": str(keys[i]),
-                "b": str(keys[j]),
-                "dataset_a": names[ds[i]],
-                "dataset_b": names[ds[j]],
-                "distance": int(dist[p]),
-            }
-        )
-    return report
 
 
 CLUSTER_COLUMNS = ("image_id", "dataset", "image_path", "phash", "cluster", "representative")

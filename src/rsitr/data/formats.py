@@ -26,6 +26,14 @@ Formats (``READERS`` keys):
 
 Records keep the original caption text (only surrounding whitespace is stripped) and
 the original case. ``caption_index`` counts captions per (split, image, language).
+
+Hostile or clumsy annotations never reach the file system: an image name that is absolute,
+climbs out with ``..`` or holds a control character is refused (:data:`UNSAFE_PATH`) and its
+captions dropped, so nothing outside the images folder is ever looked up. An image listed
+twice in one split (a second entry, not a second caption) keeps its first listing; the later
+one is a :data:`DUPLICATE_IMAGE` problem. Text files are read with universal newlines
+(``\n``, ``\r\n`` and a lone ``\r``), and an annotation file with nothing in it is a
+:class:`~rsitr.errors.DataError` naming it, never a silently missing split.
 """
 
 from __future__ import annotations
@@ -33,9 +41,10 @@ from __future__ import annotations
 import csv
 import json
 import re
+import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Callable, Iterable, Sequence
 
 from rsitr.errors import DataError, unknown_name
@@ -46,6 +55,8 @@ CSV_IMAGE_COLUMNS = ("filename", "filepath")
 CSV_CAPTION_COLUMNS = ("title", "caption")
 CSV_LANGUAGE_COLUMNS = ("language", "lang")
 NWPU_ANNOTATION = "dataset_nwpu.json"
+UNSAFE_PATH = "unsafe image path"  # Problem.kind: the name would be looked up outside the images folder
+DUPLICATE_IMAGE = "duplicate image"  # Problem.kind: a second entry for an image in the same split
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,7 @@ class Problem:
     dataset: str
     item: str  # offending file:line, JSON path or image
     reason: str
+    kind: str = ""  # short category (UNSAFE_PATH, DUPLICATE_IMAGE); "" when the reason's start says it
 
     def __str__(self) -> str:
         return f"{self.dataset}: {self.item}: {self.reason}"
@@ -79,13 +91,15 @@ class ReadResult:
 
     ``skipped`` holds the annotated captions that were dropped because their text is
     empty (caption ""), so reports can count what the annotation declares as well as
-    what is usable. ``images_dir`` is the resolved images folder.
+    what is usable. ``images_dir`` is the resolved images folder. ``declared_splits``
+    lists every split the annotation names, also those whose captions were all dropped.
     """
 
     records: list[CaptionRecord]
     problems: list[Problem]
     skipped: list[CaptionRecord] = field(default_factory=list)
     images_dir: str = ""
+    declared_splits: list[str | None] = field(default_factory=list)
 
     def image_keys(self) -> list[str]:
         """Distinct image keys of the usable records, in file order."""
@@ -99,8 +113,28 @@ class ReadResult:
 # --------------------------------------------------------------------------- helpers
 
 
+def unsafe_image_key(image_key: str) -> str | None:
+    """Why ``image_key`` could name a file outside the images folder, or None when it cannot.
+
+    Refused: absolute paths (POSIX ``/x``, Windows ``C:\\x`` or ``\\\\host``), any ``..``
+    component (``/`` or ``\\`` separated) and control characters (a NUL, a stray CR).
+    """
+    control = next((char for char in image_key if unicodedata.category(char) == "Cc"), None)
+    if control is not None:
+        return f"the name holds control character U+{ord(control):04X}"
+    if PurePosixPath(image_key).is_absolute() or PureWindowsPath(image_key).drive or image_key.startswith("\\"):
+        return "it is an absolute path"
+    if ".." in re.split(r"[\\/]", image_key):
+        return "it climbs out of the images folder with '..'"
+    return None
+
+
 class _RecordBuilder:
-    """Accumulates records, numbering captions per (split, image, language)."""
+    """Accumulates records, numbering captions per (split, image, language).
+
+    Refuses unsafe image names before any path is built (:func:`unsafe_image_key`) and
+    keeps the first listing of an image per split (:meth:`claim`).
+    """
 
     def __init__(self, dataset: str, images_dir: Path) -> None:
         self.dataset = dataset
@@ -110,9 +144,13 @@ class _RecordBuilder:
         self.problems: list[Problem] = []
         self._next_index: Counter[tuple[str | None, str, str]] = Counter()
         self._paths: dict[str, str] = {}
+        self._refused: dict[str, tuple[str, str]] = {}  # unsafe key -> (first item, why)
+        self._refused_captions: Counter[str] = Counter()
+        self._claims: dict[tuple[str | None, str], str] = {}  # (split, image key) -> item of its first listing
+        self._splits: dict[str | None, None] = {}
 
-    def problem(self, item: str, reason: str) -> None:
-        self.problems.append(Problem(self.dataset, item, reason))
+    def problem(self, item: str, reason: str, kind: str = "") -> None:
+        self.problems.append(Problem(self.dataset, item, reason, kind))
 
     def image_path(self, image_key: str) -> str:
         path = self._paths.get(image_key)
@@ -120,8 +158,37 @@ class _RecordBuilder:
             path = self._paths[image_key] = str(self.images_dir / image_key)
         return path
 
-    def add(self, image_key: str, caption: Any, language: str, split: str | None, item: str) -> None:
-        """Add one caption; an empty one becomes a Problem naming ``item`` and is skipped."""
+    def claim(self, image_key: str, split: str | None, item: str) -> bool:
+        """True for the first listing of ``image_key`` in ``split``; a later listing is a problem, skipped."""
+        self._splits.setdefault(split)
+        first = self._claims.setdefault((split, image_key), item)
+        if first == item:
+            return True
+        self.problem(item, f"{DUPLICATE_IMAGE}: {image_key!r} is listed again in split {split!r} (first at {first}); "
+                           "the captions of this listing are dropped - list each image once per split", DUPLICATE_IMAGE)
+        return False
+
+    def _refuse(self, image_key: str, item: str) -> bool:
+        """Whether ``image_key`` is unsafe (counted, reported once in :meth:`result`); checks each key once."""
+        if image_key in self._paths:
+            return False
+        if image_key not in self._refused:
+            why = unsafe_image_key(image_key)
+            if why is None:
+                self.image_path(image_key)
+                return False
+            self._refused[image_key] = (item, why)
+        self._refused_captions[image_key] += 1
+        return True
+
+    def add(
+        self, image_key: str, caption: Any, language: str, split: str | None, item: str, listing: str | None = None
+    ) -> None:
+        """Add one caption; an empty caption becomes a Problem naming ``item``, an unsafe image name one
+        naming ``listing`` (where the image is named, default ``item``)."""
+        self._splits.setdefault(split)
+        if self._refuse(image_key, listing or item):
+            return
         text = caption.strip() if isinstance(caption, str) else ""
         if not text:
             path = self.image_path(image_key)
@@ -136,15 +203,27 @@ class _RecordBuilder:
         path = self.image_path(image_key)
         self.records.append(CaptionRecord(self.dataset, image_key, path, text, language, split, index))
 
+    def _refusals(self) -> list[Problem]:
+        return [
+            Problem(self.dataset, item, f"{UNSAFE_PATH}: {image_key!r} is refused because {why} "
+                    f"({self._refused_captions[image_key]} caption(s) dropped, nothing opened); name the image "
+                    f"relative to the images folder {self.images_dir}", UNSAFE_PATH)
+            for image_key, (item, why) in self._refused.items()
+        ]
+
     def result(self) -> ReadResult:
-        return ReadResult(self.records, self.problems, self.skipped, str(self.images_dir))
+        problems = self.problems + self._refusals()
+        return ReadResult(self.records, problems, self.skipped, str(self.images_dir), list(self._splits))
 
 
 NOT_UTF8 = "\x00not-utf8\x00"  # stands in for a line that does not decode; never a caption or file name
 
 
 def _read_lines(path: Path, builder: "_RecordBuilder | None" = None) -> list[str]:
-    """Lines of a UTF-8 text file, split on newlines only (keeps counts equal to ``wc -l``).
+    """Lines of a UTF-8 text file, split with universal newlines (``\\n``, ``\\r\\n``, a lone ``\\r``).
+
+    A final newline ends the last line; form feeds and the other separators that
+    ``str.splitlines`` also breaks at stay inside the line.
 
     A line that is not UTF-8 costs that line only: with ``builder`` it becomes a problem naming
     ``file:line`` and the line reads as ``NOT_UTF8`` (skipped by the caller); without, it raises.
@@ -153,13 +232,11 @@ def _read_lines(path: Path, builder: "_RecordBuilder | None" = None) -> list[str
         raw = path.read_bytes()
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror}); check the path and permissions") from exc
-    chunks = raw.removeprefix(b"\xef\xbb\xbf").split(b"\n")
-    if chunks and chunks[-1] == b"":
-        chunks.pop()  # the newline that ends the last line
+    chunks = raw.removeprefix(b"\xef\xbb\xbf").splitlines()  # bytes: only \n, \r\n and \r break a line
     lines = []
     for line_no, chunk in enumerate(chunks, start=1):
         try:
-            lines.append(chunk.decode("utf-8").rstrip("\r"))
+            lines.append(chunk.decode("utf-8"))
         except UnicodeDecodeError as exc:
             if builder is None:
                 raise DataError(f"{path}:{line_no}: not UTF-8 text ({exc.reason} at byte {exc.start}); re-save the "
@@ -170,10 +247,25 @@ def _read_lines(path: Path, builder: "_RecordBuilder | None" = None) -> list[str
     return lines
 
 
-def _load_json(path: Path) -> Any:
+def _check_not_empty(path: Path, what: str) -> None:
+    """A zero-byte annotation file is an error naming it (an interrupted copy or download)."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror}); check the path and permissions") from exc
+    if size == 0:
+        raise DataError(f"{path} is empty (0 bytes); restore it from the download (it should hold {what})")
+
+
+def _load_json(path: Path, what: str) -> Any:
+    _check_not_empty(path, what)
     try:
         with path.open(encoding="utf-8-sig") as handle:
             return json.load(handle)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror}); check the path and permissions") from exc
+    except RecursionError as exc:
+        raise DataError(f"{path}: JSON nested too deeply to read; fix or re-download the file") from exc
     except json.JSONDecodeError as exc:
         raise DataError(
             f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}; fix or re-download the file"
@@ -324,23 +416,11 @@ def _parallel_caption_files(root: Path, split: str, language: str, languages: Se
     return found
 
 
-def _read_precomp_split(
-    builder: _RecordBuilder, root: Path, split: str, language: str, languages: Sequence[str], per_image: int
-) -> None:
-    caps_file = root / f"{split}_caps.txt"
-    names_file = root / f"{split}_filename.txt"
-    if not names_file.is_file():
-        raise DataError(
-            f"{caps_file} has no companion {names_file.name}; the precomp layout needs both files per split"
-        )
-    captions = _read_lines(caps_file, builder)
-    names = [name.strip() if name != NOT_UTF8 else "" for name in _read_lines(names_file, builder)]
-    image_of_line = _precomp_image_per_line(names, len(captions), caps_file, names_file, per_image)
-    _report_split_runs(builder, names, names_file, len(captions))
-    blank_name_lines = sorted({line for (name, line) in image_of_line if not name})
-    for line in blank_name_lines:
-        builder.problem(f"{names_file}:{line}", "blank file name; its captions are skipped - write the image file name")
-
+def _precomp_texts(
+    builder: _RecordBuilder, root: Path, split: str, language: str, languages: Sequence[str], caps_file: Path,
+    captions: list[str],
+) -> dict[str, tuple[Path, list[str]]]:
+    """The caption lines of each language of a split: the main file plus line-aligned parallel files."""
     texts_by_language = {language: (caps_file, captions)}
     for lang, path in _parallel_caption_files(root, split, language, languages).items():
         if not path.is_file():
@@ -354,11 +434,47 @@ def _read_precomp_split(
                 f"must be line-aligned (line i translates line i) - fix the missing or extra lines"
             )
         texts_by_language[lang] = (path, lines)
+    return texts_by_language
 
+
+def _duplicate_name_lines(builder: _RecordBuilder, names: list[str], names_file: Path, split: str) -> set[int]:
+    """File-name lines (1-based) that list an image again in a one-name-per-image file; reported, dropped."""
+    return {
+        line_no
+        for line_no, name in enumerate(names, start=1)
+        if name and not builder.claim(name, split, f"{names_file}:{line_no}")
+    }
+
+
+def _read_precomp_split(
+    builder: _RecordBuilder, root: Path, split: str, language: str, languages: Sequence[str], per_image: int
+) -> None:
+    caps_file = root / f"{split}_caps.txt"
+    names_file = root / f"{split}_filename.txt"
+    if not names_file.is_file():
+        raise DataError(
+            f"{caps_file} has no companion {names_file.name}; the precomp layout needs both files per split"
+        )
+    captions = _read_lines(caps_file, builder)
+    names = [name.strip() if name != NOT_UTF8 else "" for name in _read_lines(names_file, builder)]
+    if not captions and not names:
+        raise DataError(
+            f"{caps_file} and {names_file.name} are empty (no lines): the {split!r} split would vanish; restore both "
+            f"files from the download, or delete both to ingest without a {split!r} split"
+        )
+    image_of_line = _precomp_image_per_line(names, len(captions), caps_file, names_file, per_image)
+    _report_split_runs(builder, names, names_file, len(captions))
+    per_image_list = len(captions) != len(names)
+    duplicates = _duplicate_name_lines(builder, names, names_file, split) if per_image_list else set()
+    blank_name_lines = sorted({line for (name, line) in image_of_line if not name})
+    for line in blank_name_lines:
+        builder.problem(f"{names_file}:{line}", "blank file name; its captions are skipped - write the image file name")
+
+    texts_by_language = _precomp_texts(builder, root, split, language, languages, caps_file, captions)
     for lang, (path, lines) in texts_by_language.items():
-        for line_no, (text, (image_key, _)) in enumerate(zip(lines, image_of_line), start=1):
-            if image_key and text != NOT_UTF8:
-                builder.add(image_key, text, lang, split, f"{path}:{line_no}")
+        for line_no, (text, (image_key, name_line)) in enumerate(zip(lines, image_of_line), start=1):
+            if image_key and text != NOT_UTF8 and name_line not in duplicates:
+                builder.add(image_key, text, lang, split, f"{path}:{line_no}", f"{names_file}:{name_line}")
 
 
 def read_precomp(
@@ -420,6 +536,38 @@ def _karpathy_languages(images: list[Any], language: str, languages: Sequence[st
     return list(found)
 
 
+def _entry_split(builder: _RecordBuilder, entry: dict[str, Any], item: str) -> tuple[bool, str | None]:
+    """(usable, split) of a JSON entry: ``split`` must be text or absent."""
+    split = entry.get("split")
+    if split is None or isinstance(split, str):
+        return True, split
+    builder.problem(item, f"'split' is {type(split).__name__}, not text; the entry is skipped - write train, val or test")
+    return False, None
+
+
+def _read_karpathy_image(
+    builder: _RecordBuilder, image: Any, item: str, language: str, extra_languages: list[str],
+    lacking: dict[str, list[str]],
+) -> None:
+    """The captions of one ``images[]`` entry (all its languages), if the entry is usable."""
+    filename = image.get("filename") if isinstance(image, dict) else None
+    if not isinstance(filename, str) or not filename.strip():
+        builder.problem(item, "entry has no 'filename'; its captions are skipped - add the image file name")
+        return
+    filename = filename.strip()
+    usable, image_split = _entry_split(builder, image, item)
+    if not usable or not builder.claim(filename, image_split, item):
+        return
+    sentence_lists = [(language, "sentences")] + [(lang, f"sentences_{lang}") for lang in extra_languages]
+    for lang, key in sentence_lists:
+        sentences = image.get(key)
+        if not isinstance(sentences, list):
+            lacking[key].append(filename)
+            continue
+        for j, sentence in enumerate(sentences):
+            builder.add(filename, _sentence_text(sentence), lang, image_split, f"{item} ({filename}) {key}[{j}]", item)
+
+
 def read_karpathy(
     root: str | Path,
     images: str | Path | None = None,
@@ -433,7 +581,7 @@ def read_karpathy(
     """Read a Karpathy-style ``dataset*.json`` (RSICD, RSITMD, UCM, Sydney)."""
     root = _check_root(root)
     path = _find_annotation(root, annotation, "dataset*.json", "karpathy")
-    data = _load_json(path)
+    data = _load_json(path, "a Karpathy JSON object with an 'images' list")
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise DataError(
             f"{path}: expected a JSON object with an 'images' list (Karpathy layout); is this the right format?"
@@ -442,21 +590,7 @@ def read_karpathy(
     extra_languages = _karpathy_languages(data["images"], language, languages)
     lacking: dict[str, list[str]] = defaultdict(list)
     for position, image in enumerate(data["images"]):
-        item = f"{path}: images[{position}]"
-        filename = image.get("filename") if isinstance(image, dict) else None
-        if not isinstance(filename, str) or not filename.strip():
-            builder.problem(item, "entry has no 'filename'; its captions are skipped - add the image file name")
-            continue
-        filename = filename.strip()
-        image_split = image.get("split")
-        sentence_lists = [(language, "sentences")] + [(lang, f"sentences_{lang}") for lang in extra_languages]
-        for lang, key in sentence_lists:
-            sentences = image.get(key)
-            if not isinstance(sentences, list):
-                lacking[key].append(filename)
-                continue
-            for j, sentence in enumerate(sentences):
-                builder.add(filename, _sentence_text(sentence), lang, image_split, f"{item} ({filename}) {key}[{j}]")
+        _read_karpathy_image(builder, image, f"{path}: images[{position}]", language, extra_languages, lacking)
     for key, filenames in lacking.items():
         builder.problem(
             f"{path}: {key}",
@@ -489,11 +623,12 @@ def read_nwpu(
     if _wanted_languages(language, languages):
         raise DataError(f"the nwpu format has captions in one language only; drop languages={list(languages)!r}")
     path = _find_annotation(root, annotation, NWPU_ANNOTATION, "nwpu")
-    data = _load_json(path)
+    data = _load_json(path, "a JSON object mapping each category to its entries")
     if not isinstance(data, dict) or not any(isinstance(v, list) for v in data.values()):
         raise DataError(
             f"{path}: expected a JSON object mapping each category to a list of entries (NWPU-Captions layout)"
         )
+
     builder = _RecordBuilder(_dataset_name(root, name), _images_dir("nwpu", root, images))
     for category, entries in data.items():
         if not isinstance(entries, list):
@@ -506,11 +641,14 @@ def read_nwpu(
                 builder.problem(item, "entry has no 'filename'; its captions are skipped - add the image file name")
                 continue
             image_key = f"{category}/{filename.strip()}"
+            usable, entry_split = _entry_split(builder, entry, item)
+            if not usable or not builder.claim(image_key, entry_split, item):
+                continue
             keys = _nwpu_caption_keys(entry)
             if not keys:
                 builder.problem(item, f"image {image_key!r} has no 'raw' captions; add raw, raw_1 ... raw_4")
             for key in keys:
-                builder.add(image_key, entry[key], language, entry.get("split"), f"{item} ({image_key}) {key}")
+                builder.add(image_key, entry[key], language, entry_split, f"{item} ({image_key}) {key}", item)
     return _keep_split(builder.result(), split, str(path))
 
 
@@ -528,6 +666,35 @@ def _csv_delimiter(path: Path) -> str:
     return "\t" if "\t" in header and "," not in header else ","
 
 
+def _read_csv_rows(
+    builder: _RecordBuilder, reader: csv.DictReader, path: Path, language: str, languages: Sequence[str],
+    split: str | None,
+) -> None:
+    """Add the captions of every row of a caption CSV."""
+    columns = reader.fieldnames or []
+    image_column = _pick_column(columns, CSV_IMAGE_COLUMNS)
+    caption_column = _pick_column(columns, CSV_CAPTION_COLUMNS)
+    if image_column is None or caption_column is None:
+        raise DataError(
+            f"{path}: columns {columns!r} lack an image column ({' or '.join(CSV_IMAGE_COLUMNS)}) or a caption "
+            f"column ({' or '.join(CSV_CAPTION_COLUMNS)}); rename the header"
+        )
+    language_column = _pick_column(columns, CSV_LANGUAGE_COLUMNS)
+    split_column = _pick_column(columns, ("split",))
+    kept_languages = {language, *languages} if languages else None
+    for row in reader:
+        item = f"{path}:{reader.line_num}"
+        image_key = (row.get(image_column) or "").strip()
+        if not image_key:
+            builder.problem(item, f"blank {image_column!r}; the row is skipped - write the image file name")
+            continue
+        row_language = ((row.get(language_column) or "").strip() if language_column else "") or language
+        if kept_languages is not None and row_language not in kept_languages:
+            continue
+        row_split = ((row.get(split_column) or "").strip() if split_column else "") or split
+        builder.add(image_key, row.get(caption_column), row_language, row_split, item)
+
+
 def read_csv(
     root: str | Path,
     images: str | Path | None = None,
@@ -542,36 +709,17 @@ def read_csv(
 
     Rows without a ``split`` column (or with it blank) get ``split``; when the file has
     splits, ``split`` keeps only that split. ``languages`` (if given) keeps rows in
-    ``language`` or one of ``languages``.
+    ``language`` or one of ``languages``. The csv module splits rows on ``\\n``, ``\\r\\n``
+    and a lone ``\\r`` alike. A zero-byte file is a DataError.
     """
     root = _check_root(root)
     path = _find_annotation(root, annotation, "*.csv", "csv")
+    _check_not_empty(path, f"a header line ({CSV_IMAGE_COLUMNS[0]},{CSV_CAPTION_COLUMNS[0]}) and one row per caption")
     builder = _RecordBuilder(_dataset_name(root, name), _images_dir("csv", root, images))
-    kept_languages = {language, *languages} if languages else None
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
             reader = csv.DictReader(handle, delimiter=_csv_delimiter(path))
-            columns = reader.fieldnames or []
-            image_column = _pick_column(columns, CSV_IMAGE_COLUMNS)
-            caption_column = _pick_column(columns, CSV_CAPTION_COLUMNS)
-            if image_column is None or caption_column is None:
-                raise DataError(
-                    f"{path}: columns {columns!r} lack an image column ({' or '.join(CSV_IMAGE_COLUMNS)}) or a caption "
-                    f"column ({' or '.join(CSV_CAPTION_COLUMNS)}); rename the header"
-                )
-            language_column = _pick_column(columns, CSV_LANGUAGE_COLUMNS)
-            split_column = _pick_column(columns, ("split",))
-            for row in reader:
-                item = f"{path}:{reader.line_num}"
-                image_key = (row.get(image_column) or "").strip()
-                if not image_key:
-                    builder.problem(item, f"blank {image_column!r}; the row is skipped - write the image file name")
-                    continue
-                row_language = ((row.get(language_column) or "").strip() if language_column else "") or language
-                if kept_languages is not None and row_language not in kept_languages:
-                    continue
-                row_split = ((row.get(split_column) or "").strip() if split_column else "") or split
-                builder.add(image_key, row.get(caption_column), row_language, row_split, item)
+            _read_csv_rows(builder, reader, path, language, languages, split)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text; re-save the file as UTF-8") from exc
     except csv.Error as exc:

@@ -14,16 +14,23 @@ instead of disappearing:
 * an annotation file the reader cannot pair up (e.g. a caption/file-name count mismatch,
   raised as :class:`~rsitr.errors.DataError`): that file is rejected, the other splits of
   a precomp folder and the other datasets are kept,
-* an image listed under two official splits.
+* an image listed under two official splits, or twice in one split (``duplicate image``),
+* an image name that is absolute or climbs out with ``..`` (``unsafe image path``: never opened),
+* an official split whose every caption was rejected (``dropped split``, named by dataset/split).
 
 Each reason starts with a short kind (``missing image``, ``corrupt image`` ...), so the
-report counts rejections by kind. With ``strict=True`` any rejection fails the stage
-(:func:`check_strict`), naming the first offenders and the fix.
+report counts rejections by kind, and lists each one (``rejected.items``) with the dropped
+splits (``rejected.dropped_splits``); each is also a warning line on stderr (logger
+``rsitr.data.ingest``). Items and reasons are one printable line (control characters are
+escaped), so the rejection table reads back as written. With ``strict=True`` any rejection
+fails the stage (:func:`check_strict`), naming the first offenders and the fix.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +40,7 @@ import pandas as pd
 
 from rsitr.config.schema import DatasetParams
 from rsitr.data.formats import PRECOMP_SPLIT_ORDER, CaptionRecord, Problem, read_dataset
+from rsitr.data.formats import DUPLICATE_IMAGE, UNSAFE_PATH
 from rsitr.data.images import MISSING_FILE, verify_images
 from rsitr.errors import DataError
 
@@ -55,10 +63,24 @@ UNREADABLE_ANNOTATION = "unreadable annotation"
 ANNOTATION_PROBLEM = "annotation problem"
 CONFLICTING_SPLITS = "conflicting splits"
 MISSING_IMAGES_FOLDER = "missing images folder"
+DROPPED_SPLIT = "dropped split"
+PROBLEM_KINDS = (DUPLICATE_IMAGE, UNSAFE_PATH)  # reader problems that carry their own kind
 
 SPLIT_PRIORITY = ("test", "train", "val")  # which official split an image listed twice keeps
 NO_SPLIT = "none"  # report key for captions without an official split
 STRICT_SHOWN = 5  # offenders named in the strict-mode error
+
+logger = logging.getLogger(__name__)
+
+
+def printable(text: str) -> str:
+    """``text`` on one line: control characters (CR, LF, NUL, ...) written as ``\\r``-style escapes."""
+    if not any(unicodedata.category(char) in ("Cc", "Zl", "Zp") for char in text):
+        return text
+    return "".join(
+        char.encode("unicode_escape").decode("ascii") if unicodedata.category(char) in ("Cc", "Zl", "Zp") else char
+        for char in text
+    )
 
 
 @dataclass(frozen=True)
@@ -69,6 +91,10 @@ class Rejection:
     item: str
     kind: str
     detail: str
+
+    def __post_init__(self) -> None:  # one printable line each, so CSV, JSON and stderr show what was meant
+        object.__setattr__(self, "item", printable(self.item) or "(unnamed)")
+        object.__setattr__(self, "detail", printable(self.detail) or "(no detail)")
 
     @property
     def reason(self) -> str:
@@ -93,7 +119,12 @@ class IngestResult:
 
 def _problem_rejection(problem: Problem) -> Rejection:
     reason = problem.reason
-    kind = EMPTY_CAPTION if reason.startswith(EMPTY_CAPTION) or "not text" in reason else ANNOTATION_PROBLEM
+    if problem.kind in PROBLEM_KINDS:
+        kind = problem.kind
+    elif reason.startswith(EMPTY_CAPTION) or "not text" in reason:
+        kind = EMPTY_CAPTION
+    else:
+        kind = ANNOTATION_PROBLEM
     return Rejection(problem.dataset, problem.item, kind, reason)
 
 
@@ -110,6 +141,7 @@ class DatasetRead:
     records: list[CaptionRecord] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     images_dir: str = ""
+    splits: list[str | None] = field(default_factory=list)  # every split the annotation declares
 
 
 def _read_one(dataset: DatasetParams, split: str | None = None) -> DatasetRead:
@@ -124,22 +156,35 @@ def _read_one(dataset: DatasetParams, split: str | None = None) -> DatasetRead:
     )
     wanted = {dataset.language, *dataset.languages}  # readers pick up every parallel file when languages is empty
     records = [record for record in result.records if record.language in wanted]
-    return DatasetRead(records, [_problem_rejection(problem) for problem in result.problems], result.images_dir)
+    rejections = [_problem_rejection(problem) for problem in result.problems]
+    return DatasetRead(records, rejections, result.images_dir, result.declared_splits)
 
 
 def read_dataset_records(dataset: DatasetParams) -> DatasetRead:
     """Caption records of one configured dataset plus its rejections; never raises DataError.
 
     A reader error rejects the dataset's annotation. For a precomp folder each split is
-    then read alone, so a count mismatch in ``test_*`` costs only the test split.
+    then read alone, so a count mismatch in ``test_*`` costs only the test split. An
+    annotation that declares no caption at all (``"images": []``, a header-only CSV) is
+    rejected as unreadable too: the dataset would vanish.
     """
     try:
-        return _read_one(dataset)
+        read = _read_one(dataset)
     except DataError as whole:
-        root = Path(dataset.root)
-        splits = _precomp_split_names(root) if dataset.format == "precomp" and root.is_dir() else []
-        if len(splits) < 2:
-            return DatasetRead(rejections=[Rejection(dataset.name, str(root), UNREADABLE_ANNOTATION, str(whole))])
+        return _read_split_by_split(dataset, whole)
+    if not read.splits and not read.records and not read.rejections:
+        detail = (f"the annotation in {dataset.root} lists no captions, so dataset {dataset.name!r} would vanish; "
+                  "restore it from the download or remove the dataset from params.yaml")
+        read.rejections.append(Rejection(dataset.name, str(dataset.root), UNREADABLE_ANNOTATION, detail))
+    return read
+
+
+def _read_split_by_split(dataset: DatasetParams, whole: DataError) -> DatasetRead:
+    """After a reader error: each split of a precomp folder alone, the unreadable ones rejected."""
+    root = Path(dataset.root)
+    splits = _precomp_split_names(root) if dataset.format == "precomp" and root.is_dir() else []
+    if len(splits) < 2:
+        return DatasetRead(rejections=[Rejection(dataset.name, str(root), UNREADABLE_ANNOTATION, str(whole))])
     merged = DatasetRead()
     for split in splits:
         try:
@@ -150,6 +195,7 @@ def read_dataset_records(dataset: DatasetParams) -> DatasetRead:
         merged.records.extend(part.records)
         merged.rejections.extend(part.rejections)
         merged.images_dir = part.images_dir
+        merged.splits.extend(part.splits)
     return merged
 
 
@@ -228,8 +274,21 @@ def records_frame(records: Sequence[CaptionRecord]) -> pd.DataFrame:
     return frame
 
 
+def _dropped_splits(declared: dict[str, list[str | None]], kept: Sequence[CaptionRecord]) -> list[Rejection]:
+    """Declared official splits with no caption left in the manifest, one rejection each."""
+    present = {(r.dataset, r.split) for r in kept}
+    return [
+        Rejection(dataset, f"{dataset}/{split if split is not None else NO_SPLIT}", DROPPED_SPLIT,
+                  f"every caption of split {split!r} of dataset {dataset!r} was rejected (see the items above); "
+                  "fix those items or the split is missing from the manifest")
+        for dataset, splits in declared.items()
+        for split in dict.fromkeys(splits)
+        if (dataset, split) not in present
+    ]
+
+
 def ingest_report(manifest: pd.DataFrame, rejections: Sequence[Rejection], images_checked: int) -> dict[str, Any]:
-    """Counts per dataset, official split and language; rejections by kind and dataset."""
+    """Counts per dataset, official split and language; rejections by kind and dataset, and each by name."""
     datasets: dict[str, Any] = {}
     for name, rows in manifest.groupby("dataset", sort=False):
         split_key = rows["official_split"].fillna(NO_SPLIT)
@@ -251,14 +310,23 @@ def ingest_report(manifest: pd.DataFrame, rejections: Sequence[Rejection], image
             "rows": len(rejections),
             "by_reason": dict(sorted(Counter(r.kind for r in rejections).items())),
             "by_dataset": dict(sorted(Counter(r.dataset for r in rejections).items())),
+            "dropped_splits": [r.item for r in rejections if r.kind == DROPPED_SPLIT],
+            "items": [{"dataset": r.dataset, "item": r.item, "reason": r.reason} for r in rejections],
         },
     }
+
+
+def log_rejections(rejections: Sequence[Rejection]) -> None:
+    """One warning line per rejected item or split (stderr under the ``rsitr`` CLI)."""
+    for r in rejections:
+        logger.warning("ingest: %s: %s: %s", r.dataset, r.item, r.reason)
 
 
 def ingest_datasets(datasets: Sequence[DatasetParams], workers: int = 2) -> IngestResult:
     """Read, verify and tabulate every dataset; all faults become rejections (see module doc)."""
     records: list[CaptionRecord] = []
     rejections: list[Rejection] = []
+    declared: dict[str, list[str | None]] = {}
     for dataset in datasets:
         read = read_dataset_records(dataset)
         rejections.extend(read.rejections)
@@ -267,12 +335,15 @@ def ingest_datasets(datasets: Sequence[DatasetParams], workers: int = 2) -> Inge
             rejections.append(folder)
             continue
         records.extend(read.records)
+        declared[dataset.name] = read.splits
     bad_images, image_rejections = _image_rejections(records, workers)
     conflicts, conflict_rejections = _split_conflicts(records)
     rejections.extend(image_rejections + conflict_rejections)
     kept = [
         r for r in records if (r.dataset, r.image_key) not in bad_images and (r.dataset, r.image_key, str(r.split)) not in conflicts
     ]
+    rejections.extend(_dropped_splits(declared, kept))
+    log_rejections(rejections)
     manifest = records_frame(kept)
     checked = len({r.image_path for r in records})
     return IngestResult(manifest, rejections, ingest_report(manifest, rejections, checked))
@@ -315,7 +386,9 @@ def rejection_summary(result: IngestResult) -> str:
 def check_not_empty(result: IngestResult, rejected_path: str | os.PathLike[str]) -> None:
     """Raise DataError when no caption survived (every dataset unreadable or empty)."""
     if len(result.manifest) == 0:
+        first = f"; first: {result.rejections[0].dataset}: {result.rejections[0].item}: {result.rejections[0].reason}"
         raise DataError(
             f"ingest found no usable captions in the configured datasets ({len(result.rejections)} rejections, "
-            f"listed in {rejected_path}); check the datasets: entries of params.yaml (root, images, format)"
+            f"listed in {rejected_path}{first if result.rejections else ''}); check the datasets: entries of "
+            "params.yaml (root, images, format)"
         )
