@@ -23,6 +23,7 @@ not needed.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import io
 import json
@@ -50,7 +51,6 @@ from rsitr.retrieval.index import INDEX_FILE, GalleryIndex
 from rsitr.retrieval.served import GallerySearcher
 from rsitr.tracking.registry import parse_model_uri, resolve_model_version
 
-MAX_PIXELS = 40_000_000  # decompression-bomb guard for uploads
 THUMB_SIZES = (64, 128, 160, 256, 512)
 
 
@@ -58,6 +58,29 @@ class BadRequest(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status, self.message = status, message
+
+
+class BodyDeadline:
+    """ASGI middleware: a request body not received in full within ``seconds`` gets a 408 (slow-loris)."""
+
+    def __init__(self, app: Any, seconds: float):
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.seconds
+
+        async def bounded_receive() -> dict[str, Any]:
+            try:
+                return await asyncio.wait_for(receive(), timeout=max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                raise BadRequest(408, f"the request body was not received within {self.seconds:g} s "
+                                      "(serve.body_timeout_s)") from None
+
+        await self.app(scope, bounded_receive, send)
 
 
 @dataclass
@@ -194,8 +217,11 @@ class SearchService:
             self._thread.join(timeout=10)
 
     def health(self) -> dict[str, Any]:
+        """``status`` "ok" when serving with a working alias check, else "degraded" with the ``reason``."""
         served = self.current
-        return {"status": "ok", "serving": served.describe() if served else None, "follows": self.follows,
+        reason = ("no model loaded" if served is None else
+                  f"alias check failed: {self.check_error}" if self.check_error else None)
+        return {"status": "degraded" if reason else "ok", "reason": reason, "serving": served.describe() if served else None, "follows": self.follows,
                 "alias_points_to": self.alias_points_to, "pending": self.pending, "last_check": self.last_check,
                 "check_error": self.check_error, "poll_s": self.poll_s if self.follows else None}
 
@@ -203,6 +229,14 @@ class SearchService:
     def search_text(self, query: Any, top_k: Any) -> dict[str, Any]:
         if not isinstance(query, str):
             raise BadRequest(400, "'query' must be a string, e.g. {\"query\": \"two white storage tanks\", \"top_k\": 10}")
+        limit = self.params.serve.max_query_chars
+        if len(query) > limit:
+            raise BadRequest(413, f"'query' has {len(query):,} characters; at most {limit:,} (serve.max_query_chars)")
+        try:
+            query.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest(400, "'query' is not valid Unicode text (a lone surrogate such as \\ud800); "
+                                  "send UTF-8 text") from None
         top_k = _int(top_k, "top_k")
         try:
             check_query(query, None, top_k, None, max_top_k=self.params.serve.max_top_k)
@@ -217,7 +251,7 @@ class SearchService:
             check_query(None, label, top_k, None, max_top_k=self.params.serve.max_top_k)
         except ConfigError as exc:
             raise BadRequest(400, str(exc).replace("--top-k", "top_k")) from None
-        check_image(data)
+        check_image(data, self.params.serve.max_image_pixels)
         served = self.current
         try:
             result = served.searcher.search_image(io.BytesIO(data), top_k, label)
@@ -253,20 +287,24 @@ def _int(value: Any, name: str) -> int:
     return number
 
 
-def check_image(data: bytes) -> None:
-    """415 unless ``data`` decodes as an image of sane size."""
+def check_image(data: bytes, max_pixels: int) -> None:
+    """4xx unless ``data`` is a whole image of at most ``max_pixels`` (size from the header, before decoding)."""
     from PIL import Image, UnidentifiedImageError
 
     if not data:
         raise BadRequest(400, "no image in the request: upload a PNG/JPEG as multipart field 'image' (or as the body)")
     try:
         with Image.open(io.BytesIO(data)) as image:
-            if image.size[0] * image.size[1] > MAX_PIXELS:
-                raise BadRequest(413, f"image is {image.size[0]}x{image.size[1]} pixels; at most {MAX_PIXELS:,}")
-            image.verify()
+            width, height = image.size
+            if width * height > max_pixels:
+                raise BadRequest(413, f"image is {width}x{height} pixels; at most {max_pixels:,} "
+                                      "(serve.max_image_pixels)")
+            image.verify()  # chunk checksums
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()  # the whole pixel data: a truncated file is refused, not searched in part
     except BadRequest:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise BadRequest(415, f"the upload is not a readable image ({type(exc).__name__}); send a PNG or JPEG") from None
 
 
@@ -381,15 +419,18 @@ def create_app(service: SearchService, *, start_polling: bool = True) -> FastAPI
             chunks.append(chunk)
         return b"".join(chunks)
 
+    app.add_middleware(BodyDeadline, seconds=service.params.serve.body_timeout_s)
+
     @app.get("/healthz")
-    async def healthz() -> dict[str, Any]:
-        return service.health()
+    async def healthz() -> JSONResponse:
+        health = service.health()
+        return JSONResponse(health, status_code=200 if health["status"] == "ok" else 503)
 
     @app.post("/search/text")
     async def search_text(request: Request) -> JSONResponse:
         try:
             payload = json.loads(await read_body(request) or b"null")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a body nested thousands deep
             raise BadRequest(400, 'the body must be JSON: {"query": "...", "top_k": 10}') from None
         if not isinstance(payload, dict) or "query" not in payload:
             raise BadRequest(400, 'the body must be a JSON object with "query" (and optionally "top_k")')
@@ -465,4 +506,5 @@ def run_server(params: RsitrParams, index: str | Path, *, model: str | None = No
     print(f"rsitr serve: {json.dumps(health['serving'])}; follows {service.follows or '(a fixed model)'}"
           f"{'; pending: ' + service.pending if service.pending else ''}", file=sys.stderr)
     uvicorn.run(create_app(service), host=host or params.serve.host, port=port or params.serve.port,
-                log_level="warning", access_log=False)
+                log_level="warning", access_log=False, limit_concurrency=params.serve.max_connections,
+                backlog=params.serve.backlog, timeout_keep_alive=5)
