@@ -73,6 +73,13 @@ def test_a_lone_surrogate_in_the_query_is_a_400(client) -> None:
     assert answer.status_code == 400 and "surrogate" in answer.json()["error"]
 
 
+def test_an_infinite_or_nan_top_k_is_a_400(client) -> None:  # found by the fuzz test
+    for value in (b"Infinity", b"-Infinity", b"NaN"):
+        answer = client.post("/search/text", content=b'{"query": "a red field", "top_k": ' + value + b"}",
+                             headers={"content-type": "application/json"})
+        assert answer.status_code == 400 and "top_k must be an integer" in answer.json()["error"]
+
+
 def test_a_body_nested_100000_deep_is_a_400(client) -> None:
     answer = client.post("/search/text", content=b"[" * 100_000 + b"]" * 100_000,
                          headers={"content-type": "application/json"})

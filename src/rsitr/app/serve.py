@@ -280,7 +280,7 @@ def _int(value: Any, name: str) -> int:
         raise BadRequest(400, f"{name} must be an integer, got {value!r}")
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: JSON Infinity
         raise BadRequest(400, f"{name} must be an integer, got {value!r}") from None
     if isinstance(value, float) and value != number:
         raise BadRequest(400, f"{name} must be an integer, got {value!r}")
