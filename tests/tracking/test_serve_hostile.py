@@ -170,3 +170,17 @@ def test_a_body_sent_at_1_byte_per_second_is_cut_off(trained_toy: Path, index_di
         server.should_exit = True
         thread.join(timeout=10)
     assert reply.startswith(b"HTTP/1.1 408") and elapsed < 8.0, (reply[:200], elapsed)
+
+
+def test_openapi_describes_the_search_bodies_and_gallery_files_stream(client) -> None:
+    spec = client.get("/openapi.json").json()
+    text = spec["paths"]["/search/text"]["post"]
+    assert "query" in text["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    assert "multipart/form-data" in spec["paths"]["/search/image"]["post"]["requestBody"]["content"]
+    for route in ("/search/text", "/search/image"):
+        answer = spec["paths"][route]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert answer["$ref"].endswith("/SearchAnswer")
+    assert "results" in spec["components"]["schemas"]["SearchAnswer"]["properties"]
+    image = client.get("/gallery/" + client.app.state.service.current.searcher.index.ids[0])
+    assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+    assert image.content.startswith(b"\x89PNG")
