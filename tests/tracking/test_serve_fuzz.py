@@ -55,7 +55,7 @@ def _ok(answer) -> None:
 
 
 def _fuzz(strategy, send, examples: int) -> None:
-    @settings(max_examples=examples, deadline=None, database=None,
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,  # the same cases each run
               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
     @given(strategy)
     def run(case) -> None:
