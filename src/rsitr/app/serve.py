@@ -457,7 +457,8 @@ def create_app(service: SearchService, *, start_polling: bool = True) -> FastAPI
         fields = {key: value for key, value in form.multi_items() if isinstance(value, str)}
         return await image.read(), fields
 
-    @app.get("/healthz")
+    @app.get("/healthz", responses={200: {"description": 'ready: {"status": "ok", ...}'},
+                                    503: {"description": 'degraded: {"status": "degraded", "reason": ...}'}})
     async def healthz() -> JSONResponse:
         health = service.health()
         return JSONResponse(health, status_code=200 if health["status"] == "ok" else 503)
