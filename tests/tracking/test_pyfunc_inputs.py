@@ -65,9 +65,14 @@ def test_the_logged_model_as_served_refuses_a_server_side_path(trained_toy: Path
     secret = tmp_path / "secret.png"
     _png(secret)
     served = mlflow.pyfunc.load_model(uri)
+    from mlflow.types.schema import DataType
+
+    assert {c.name: c.type for c in served.metadata.signature.inputs.inputs}["image"] == DataType.binary
     with pytest.raises(DataError, match="column 'image'.*file path.*base64"):
         served.predict(pd.DataFrame({"image": [str(secret)]}))
     ok = served.predict(pd.DataFrame({"image": [encode_image_file(secret)]}))
     assert len(ok["image_embedding"][0]) > 0
+    raw = served.predict(pd.DataFrame({"image": [secret.read_bytes()]}))  # bytes, as the server decodes them
+    assert raw["image_embedding"][0] == pytest.approx(ok["image_embedding"][0], abs=1e-6)
     local = mlflow.pyfunc.load_model(uri, model_config={"allow_local_paths": True})
     assert local.predict(pd.DataFrame({"image": [str(secret)]}))["image_embedding"][0] == ok["image_embedding"][0]

@@ -161,13 +161,17 @@ class EmbeddingModel(mlflow.pyfunc.PythonModel):
 
 
 def signature():
-    """Inputs: optional ``text`` and ``image`` strings; outputs: optional float arrays."""
+    """Inputs: optional ``text`` string and ``image`` bytes; outputs: optional float arrays.
+
+    ``image`` is binary: the scoring server base64-decodes it from JSON into bytes; a local
+    caller may pass bytes or a base64 string (MLflow leaves strings in a binary column as they are).
+    """
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Array, ColSpec, DataType, Schema
 
     inputs = Schema([
         ColSpec(DataType.string, TEXT_COLUMN, required=False),
-        ColSpec(DataType.string, IMAGE_COLUMN, required=False),
+        ColSpec(DataType.binary, IMAGE_COLUMN, required=False),
     ])
     outputs = Schema([
         ColSpec(Array(DataType.float), TEXT_OUTPUT, required=False),
