@@ -405,9 +405,44 @@ def render_page(service: SearchService, *, q: str = "", k: int = 12, result: dic
 # ------------------------------------------------------------------------ the app
 
 
+class BodyReader:
+    """Request bodies up to ``max_bytes``: JSON/raw bodies streamed with the cap, multipart via python-multipart."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+
+    async def body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            raise BadRequest(413, f"upload of {int(declared):,} bytes is over the limit of {self.max_bytes:,} "
+                                  "(serve.max_upload_mb)")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise BadRequest(413, f"upload is over the limit of {self.max_bytes:,} bytes (serve.max_upload_mb)")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def upload(self, request: Request) -> tuple[bytes, dict[str, str]]:
+        """``(image bytes, other form fields)`` of a multipart form (python-multipart, via Starlette), or the body."""
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            return await self.body(request), {}
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            raise BadRequest(413, f"upload of {int(declared):,} bytes is over the limit of {self.max_bytes:,} "
+                                  "(serve.max_upload_mb)")
+        form = await request.form(max_files=1, max_fields=16, max_part_size=self.max_bytes)
+        image = form.get("image")
+        if not isinstance(image, UploadFile):
+            raise BadRequest(400, "no 'image' file field in the multipart form")
+        fields = {key: value for key, value in form.multi_items() if isinstance(value, str)}
+        return await image.read(), fields
+
+
 def create_app(service: SearchService, *, start_polling: bool = True) -> FastAPI:
     """The FastAPI app over ``service`` (polling starts with the app's lifespan)."""
-    max_bytes = int(service.params.serve.max_upload_mb * 1024 * 1024)
+    reader = BodyReader(int(service.params.serve.max_upload_mb * 1024 * 1024))
 
     @asynccontextmanager
     async def lifespan(_app: Any):
@@ -427,36 +462,14 @@ def create_app(service: SearchService, *, start_polling: bool = True) -> FastAPI
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"error": "invalid request", "detail": exc.errors()}, status_code=422)
 
-    async def read_body(request: Request) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-            raise BadRequest(413, f"upload of {int(declared):,} bytes is over the limit of {max_bytes:,} "
-                                  "(serve.max_upload_mb)")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_bytes:
-                raise BadRequest(413, f"upload is over the limit of {max_bytes:,} bytes (serve.max_upload_mb)")
-            chunks.append(chunk)
-        return b"".join(chunks)
-
     app.add_middleware(BodyDeadline, seconds=service.params.serve.body_timeout_s)
+    _add_search_routes(app, service, reader)
+    _add_page_routes(app, service, reader)
+    return app
 
-    async def read_upload(request: Request) -> tuple[bytes, dict[str, str]]:
-        """``(image bytes, other form fields)`` of a multipart form (python-multipart, via Starlette), or the body."""
-        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-            return await read_body(request), {}
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-            raise BadRequest(413, f"upload of {int(declared):,} bytes is over the limit of {max_bytes:,} "
-                                  "(serve.max_upload_mb)")
-        form = await request.form(max_files=1, max_fields=16, max_part_size=max_bytes)
-        image = form.get("image")
-        if not isinstance(image, UploadFile):
-            raise BadRequest(400, "no 'image' file field in the multipart form")
-        fields = {key: value for key, value in form.multi_items() if isinstance(value, str)}
-        return await image.read(), fields
 
+def _add_search_routes(app: FastAPI, service: SearchService, reader: BodyReader) -> None:
+    """/healthz, /search/text, /search/image."""
     @app.get("/healthz", responses={200: {"description": 'ready: {"status": "ok", ...}'},
                                     503: {"description": 'degraded: {"status": "degraded", "reason": ...}'}})
     async def healthz() -> JSONResponse:
@@ -472,7 +485,7 @@ def create_app(service: SearchService, *, start_polling: bool = True) -> FastAPI
     @app.post("/search/text", responses=SEARCH_RESPONSES, openapi_extra=text_body)
     async def search_text(request: Request) -> JSONResponse:
         try:
-            payload = json.loads(await read_body(request) or b"null")
+            payload = json.loads(await reader.body(request) or b"null")
         except (ValueError, RecursionError):  # RecursionError: a body nested thousands deep
             raise BadRequest(400, 'the body must be JSON: {"query": "...", "top_k": 10}') from None
         if not isinstance(payload, dict) or "query" not in payload:
@@ -482,10 +495,13 @@ def create_app(service: SearchService, *, start_polling: bool = True) -> FastAPI
 
     @app.post("/search/image", responses=SEARCH_RESPONSES, openapi_extra=IMAGE_BODY)
     async def search_image(request: Request, top_k: int | None = None) -> JSONResponse:
-        data, fields = await read_upload(request)
+        data, fields = await reader.upload(request)
         chosen = top_k if top_k is not None else fields.get("top_k", 10)
         return JSONResponse(await run_in_threadpool(service.search_image, data, chosen))
 
+
+def _add_page_routes(app: FastAPI, service: SearchService, reader: BodyReader) -> None:
+    """/gallery/<id> and the web page."""
     @app.get("/gallery/{item_id:path}")
     async def gallery(item_id: str, size: int | None = None) -> Response:
         path = service.gallery_path(item_id)
@@ -508,13 +524,11 @@ def create_app(service: SearchService, *, start_polling: bool = True) -> FastAPI
     @app.post("/", response_class=HTMLResponse)
     async def page_upload(request: Request) -> HTMLResponse:
         try:
-            data, fields = await read_upload(request)
+            data, fields = await reader.upload(request)
             result = await run_in_threadpool(service.search_image, data, fields.get("top_k", 12))
             return HTMLResponse(render_page(service, result=result))
         except BadRequest as exc:
             return HTMLResponse(render_page(service, error=exc.message), status_code=exc.status)
-
-    return app
 
 
 @lru_cache(maxsize=4096)
