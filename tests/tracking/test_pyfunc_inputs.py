@@ -27,14 +27,52 @@ def test_every_image_encoding_decodes_to_the_same_image(tmp_path: Path) -> None:
     raw = _png(tmp_path / "red.png")
     encoded = encode_image_file(tmp_path / "red.png")
     assert base64.b64decode(encoded) == raw
-    for value in (encoded, f"data:image/png;base64,{encoded}", raw, str(tmp_path / "red.png"), f"  {encoded}\n"):
+    for value in (encoded, f"data:image/png;base64,{encoded}", raw, f"  {encoded}\n"):
         assert _pixel(image_source(value)) == (200, 30, 30)
-    assert image_source(str(tmp_path / "red.png")) == str(tmp_path / "red.png")
+    path = str(tmp_path / "red.png")
+    assert image_source(path, allow_paths=True) == path  # local batch use: an explicit opt-in
+    assert _pixel(image_source(path, allow_paths=True)) == (200, 30, 30)
     assert isinstance(image_source(encoded), io.BytesIO)
 
 
 def test_a_value_that_is_neither_a_file_nor_base64_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="neither an existing file nor base64"):
-        image_source(str(tmp_path / "missing.png"))
-    with pytest.raises(DataError, match="neither an existing file nor base64"):
-        image_source("x" * 300 + "!")  # a too-long "file name" must not raise OSError
+    with pytest.raises(DataError, match="not base64-encoded image bytes"):
+        image_source(str(tmp_path / "missing.png"), allow_paths=True)
+    with pytest.raises(DataError, match="not base64-encoded image bytes"):
+        image_source("x" * 300 + "!", allow_paths=True)  # a too-long "file name" must not raise OSError
+
+
+def test_a_server_side_path_is_refused_without_the_opt_in(tmp_path: Path) -> None:
+    _png(tmp_path / "secret.png")
+    with pytest.raises(DataError, match="column 'image'.*file path.*base64") as caught:
+        image_source(str(tmp_path / "secret.png"))
+    assert "\n" not in str(caught.value) and "allow_local_paths" in str(caught.value)
+
+
+def test_the_logged_model_as_served_refuses_a_server_side_path(trained_toy: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loaded as ``mlflow models serve`` loads it (pyfunc.load_model on the model URI, no model_config)."""
+    import mlflow
+    import pandas as pd
+
+    from rsitr.app.registry import register_variant
+    from rsitr.config import load_params
+
+    params = load_params(trained_toy, ["tracking.model_prefix=paths"])
+    registration = register_variant(params, "finetune")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", params.tracking.uri)
+    uri = f"models:/{registration.name}/{registration.version}"
+    secret = tmp_path / "secret.png"
+    _png(secret)
+    served = mlflow.pyfunc.load_model(uri)
+    from mlflow.types.schema import DataType
+
+    assert {c.name: c.type for c in served.metadata.signature.inputs.inputs}["image"] == DataType.binary
+    with pytest.raises(DataError, match="column 'image'.*file path.*base64"):
+        served.predict(pd.DataFrame({"image": [str(secret)]}))
+    ok = served.predict(pd.DataFrame({"image": [encode_image_file(secret)]}))
+    assert len(ok["image_embedding"][0]) > 0
+    raw = served.predict(pd.DataFrame({"image": [secret.read_bytes()]}))  # bytes, as the server decodes them
+    assert raw["image_embedding"][0] == pytest.approx(ok["image_embedding"][0], abs=1e-6)
+    local = mlflow.pyfunc.load_model(uri, model_config={"allow_local_paths": True})
+    assert local.predict(pd.DataFrame({"image": [str(secret)]}))["image_embedding"][0] == ok["image_embedding"][0]

@@ -62,7 +62,7 @@ FRESH_PROCESS = textwrap.dedent("""
     import sys, numpy as np, pandas as pd, mlflow, open_clip
     open_clip.add_model_config(sys.argv[5])  # the toy model's architecture (toy_data.TEST_ARCH), as a user's own
     from rsitr.tracking.pyfunc_model import encode_image_file
-    model = mlflow.pyfunc.load_model(sys.argv[1])
+    model = mlflow.pyfunc.load_model(sys.argv[1], model_config={"allow_local_paths": True})  # local batch use
     signature = model.metadata.signature
     assert sorted(c.name for c in signature.inputs.inputs) == ["image", "text"], signature
     assert model.metadata.saved_input_example_info is not None, "no input example"

@@ -17,31 +17,32 @@ Endpoints: ``POST /search/text`` (JSON ``{"query", "top_k"}``), ``POST /search/i
 index holds images only; ``GET /healthz``; ``GET /gallery/<id>`` (the gallery image, or a
 thumbnail with ``?size=``); ``GET /`` a web page (``/?q=...`` renders results server-side,
 an upload form searches by image). Bad requests get a 4xx with a message, never a 500.
-Multipart bodies are parsed with the standard library (``email``), so python-multipart is
-not needed.
+/openapi.json (and /docs) describes both search routes' request and response bodies.
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import io
 import json
-import sys
+import logging
+import mimetypes
 import threading
 import urllib.parse
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from email import policy
-from email.parser import BytesParser
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from starlette.datastructures import UploadFile  # what request.form() yields (fastapi.UploadFile's base)
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
 
 from rsitr.app.gallery import check_query, index_model, load_index_model, make_searcher
 from rsitr.config import RsitrParams
@@ -50,14 +51,78 @@ from rsitr.retrieval.index import INDEX_FILE, GalleryIndex
 from rsitr.retrieval.served import GallerySearcher
 from rsitr.tracking.registry import parse_model_uri, resolve_model_version
 
-MAX_PIXELS = 40_000_000  # decompression-bomb guard for uploads
 THUMB_SIZES = (64, 128, 160, 256, 512)
+log = logging.getLogger(__name__)
+
+
+class TextQuery(BaseModel):
+    """The body of ``POST /search/text`` (documented in /openapi.json; parsed by hand, see ``create_app``)."""
+
+    query: str = Field(examples=["two white storage tanks next to a road"], description="at most serve.max_query_chars")
+    top_k: int = Field(10, ge=1, examples=[10])
+
+
+class Hit(BaseModel):
+    rank: int
+    id: str
+    score: float
+    coarse: float
+
+
+class SearchAnswer(BaseModel):
+    """The answer of both search routes."""
+
+    query: str
+    mode: str
+    results: list[Hit]
+    candidates: int
+    coarse: str
+    fine: str
+    timings_ms: dict[str, float]
+    model: dict[str, Any]
+
+
+class ErrorAnswer(BaseModel):
+    error: str
+
+
+SEARCH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": SearchAnswer}, 400: {"model": ErrorAnswer}, 408: {"model": ErrorAnswer},
+    413: {"model": ErrorAnswer}, 415: {"model": ErrorAnswer}}
+IMAGE_BODY = {"requestBody": {"content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": ["image"], "properties": {
+        "image": {"type": "string", "format": "binary"}, "top_k": {"type": "integer"}}}},
+    "image/png": {"schema": {"type": "string", "format": "binary"}},
+    "image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
 class BadRequest(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status, self.message = status, message
+
+
+class BodyDeadline:
+    """ASGI middleware: a request body not received in full within ``seconds`` gets a 408 (slow-loris)."""
+
+    def __init__(self, app: Any, seconds: float):
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.seconds
+
+        async def bounded_receive() -> dict[str, Any]:
+            try:
+                return await asyncio.wait_for(receive(), timeout=max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                raise BadRequest(408, f"the request body was not received within {self.seconds:g} s "
+                                      "(serve.body_timeout_s)") from None
+
+        await self.app(scope, bounded_receive, send)
 
 
 @dataclass
@@ -177,7 +242,7 @@ class SearchService:
             self.pending = None
             self.current = loaded  # one reference swap: requests see old or new, never half
             self.alias_points_to = target
-            print(f"rsitr serve: now serving {self.name} v{target} ({folder})", file=sys.stderr)
+            log.warning("rsitr serve: now serving %s v%s (%s)", self.name, target, folder)
 
     def _poll(self) -> None:
         while not self._stop.wait(self.poll_s):
@@ -194,8 +259,11 @@ class SearchService:
             self._thread.join(timeout=10)
 
     def health(self) -> dict[str, Any]:
+        """``status`` "ok" when serving with a working alias check, else "degraded" with the ``reason``."""
         served = self.current
-        return {"status": "ok", "serving": served.describe() if served else None, "follows": self.follows,
+        reason = ("no model loaded" if served is None else
+                  f"alias check failed: {self.check_error}" if self.check_error else None)
+        return {"status": "degraded" if reason else "ok", "reason": reason, "serving": served.describe() if served else None, "follows": self.follows,
                 "alias_points_to": self.alias_points_to, "pending": self.pending, "last_check": self.last_check,
                 "check_error": self.check_error, "poll_s": self.poll_s if self.follows else None}
 
@@ -203,6 +271,14 @@ class SearchService:
     def search_text(self, query: Any, top_k: Any) -> dict[str, Any]:
         if not isinstance(query, str):
             raise BadRequest(400, "'query' must be a string, e.g. {\"query\": \"two white storage tanks\", \"top_k\": 10}")
+        limit = self.params.serve.max_query_chars
+        if len(query) > limit:
+            raise BadRequest(413, f"'query' has {len(query):,} characters; at most {limit:,} (serve.max_query_chars)")
+        try:
+            query.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest(400, "'query' is not valid Unicode text (a lone surrogate such as \\ud800); "
+                                  "send UTF-8 text") from None
         top_k = _int(top_k, "top_k")
         try:
             check_query(query, None, top_k, None, max_top_k=self.params.serve.max_top_k)
@@ -217,7 +293,7 @@ class SearchService:
             check_query(None, label, top_k, None, max_top_k=self.params.serve.max_top_k)
         except ConfigError as exc:
             raise BadRequest(400, str(exc).replace("--top-k", "top_k")) from None
-        check_image(data)
+        check_image(data, self.params.serve.max_image_pixels)
         served = self.current
         try:
             result = served.searcher.search_image(io.BytesIO(data), top_k, label)
@@ -246,49 +322,32 @@ def _int(value: Any, name: str) -> int:
         raise BadRequest(400, f"{name} must be an integer, got {value!r}")
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: JSON Infinity
         raise BadRequest(400, f"{name} must be an integer, got {value!r}") from None
     if isinstance(value, float) and value != number:
         raise BadRequest(400, f"{name} must be an integer, got {value!r}")
     return number
 
 
-def check_image(data: bytes) -> None:
-    """415 unless ``data`` decodes as an image of sane size."""
+def check_image(data: bytes, max_pixels: int) -> None:
+    """4xx unless ``data`` is a whole image of at most ``max_pixels`` (size from the header, before decoding)."""
     from PIL import Image, UnidentifiedImageError
 
     if not data:
         raise BadRequest(400, "no image in the request: upload a PNG/JPEG as multipart field 'image' (or as the body)")
     try:
         with Image.open(io.BytesIO(data)) as image:
-            if image.size[0] * image.size[1] > MAX_PIXELS:
-                raise BadRequest(413, f"image is {image.size[0]}x{image.size[1]} pixels; at most {MAX_PIXELS:,}")
-            image.verify()
+            width, height = image.size
+            if width * height > max_pixels:
+                raise BadRequest(413, f"image is {width}x{height} pixels; at most {max_pixels:,} "
+                                      "(serve.max_image_pixels)")
+            image.verify()  # chunk checksums
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()  # the whole pixel data: a truncated file is refused, not searched in part
     except BadRequest:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise BadRequest(415, f"the upload is not a readable image ({type(exc).__name__}); send a PNG or JPEG") from None
-
-
-def parse_upload(content_type: str, body: bytes) -> tuple[bytes, dict[str, str]]:
-    """``(image bytes, other form fields)`` of a multipart/form-data body, or the raw body itself."""
-    if not content_type.startswith("multipart/form-data"):
-        return body, {}
-    message = BytesParser(policy=policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
-    if not message.is_multipart():
-        raise BadRequest(400, "malformed multipart/form-data body")
-    image, fields = None, {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True) or b""
-        if name == "image":
-            image = payload
-        elif name:
-            fields[str(name)] = payload.decode("utf-8", "replace")
-    if image is None:
-        raise BadRequest(400, "no 'image' file field in the multipart form")
-    return image, fields
 
 
 # ------------------------------------------------------------------------ the web page
@@ -346,9 +405,44 @@ def render_page(service: SearchService, *, q: str = "", k: int = 12, result: dic
 # ------------------------------------------------------------------------ the app
 
 
+class BodyReader:
+    """Request bodies up to ``max_bytes``: JSON/raw bodies streamed with the cap, multipart via python-multipart."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+
+    async def body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            raise BadRequest(413, f"upload of {int(declared):,} bytes is over the limit of {self.max_bytes:,} "
+                                  "(serve.max_upload_mb)")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise BadRequest(413, f"upload is over the limit of {self.max_bytes:,} bytes (serve.max_upload_mb)")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def upload(self, request: Request) -> tuple[bytes, dict[str, str]]:
+        """``(image bytes, other form fields)`` of a multipart form (python-multipart, via Starlette), or the body."""
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            return await self.body(request), {}
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            raise BadRequest(413, f"upload of {int(declared):,} bytes is over the limit of {self.max_bytes:,} "
+                                  "(serve.max_upload_mb)")
+        form = await request.form(max_files=1, max_fields=16, max_part_size=self.max_bytes)
+        image = form.get("image")
+        if not isinstance(image, UploadFile):
+            raise BadRequest(400, "no 'image' file field in the multipart form")
+        fields = {key: value for key, value in form.multi_items() if isinstance(value, str)}
+        return await image.read(), fields
+
+
 def create_app(service: SearchService, *, start_polling: bool = True) -> FastAPI:
     """The FastAPI app over ``service`` (polling starts with the app's lifespan)."""
-    max_bytes = int(service.params.serve.max_upload_mb * 1024 * 1024)
+    reader = BodyReader(int(service.params.serve.max_upload_mb * 1024 * 1024))
 
     @asynccontextmanager
     async def lifespan(_app: Any):
@@ -368,45 +462,51 @@ def create_app(service: SearchService, *, start_polling: bool = True) -> FastAPI
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"error": "invalid request", "detail": exc.errors()}, status_code=422)
 
-    async def read_body(request: Request) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-            raise BadRequest(413, f"upload of {int(declared):,} bytes is over the limit of {max_bytes:,} "
-                                  "(serve.max_upload_mb)")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_bytes:
-                raise BadRequest(413, f"upload is over the limit of {max_bytes:,} bytes (serve.max_upload_mb)")
-            chunks.append(chunk)
-        return b"".join(chunks)
+    app.add_middleware(BodyDeadline, seconds=service.params.serve.body_timeout_s)
+    _add_search_routes(app, service, reader)
+    _add_page_routes(app, service, reader)
+    return app
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, Any]:
-        return service.health()
 
-    @app.post("/search/text")
+def _add_search_routes(app: FastAPI, service: SearchService, reader: BodyReader) -> None:
+    """/healthz, /search/text, /search/image."""
+    @app.get("/healthz", responses={200: {"description": 'ready: {"status": "ok", ...}'},
+                                    503: {"description": 'degraded: {"status": "degraded", "reason": ...}'}})
+    async def healthz() -> JSONResponse:
+        health = service.health()
+        return JSONResponse(health, status_code=200 if health["status"] == "ok" else 503)
+
+    # The request bodies are documented (TextQuery, IMAGE_BODY) but read by hand: the hand-read body keeps its
+    # size cap, its deadline and its one-line 400s for JSON that FastAPI's parser would answer with a 500
+    # (a body nested 100,000 deep raises RecursionError there).
+    text_body = {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": TextQuery.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
+
+    @app.post("/search/text", responses=SEARCH_RESPONSES, openapi_extra=text_body)
     async def search_text(request: Request) -> JSONResponse:
         try:
-            payload = json.loads(await read_body(request) or b"null")
-        except ValueError:
+            payload = json.loads(await reader.body(request) or b"null")
+        except (ValueError, RecursionError):  # RecursionError: a body nested thousands deep
             raise BadRequest(400, 'the body must be JSON: {"query": "...", "top_k": 10}') from None
         if not isinstance(payload, dict) or "query" not in payload:
             raise BadRequest(400, 'the body must be a JSON object with "query" (and optionally "top_k")')
         result = await run_in_threadpool(service.search_text, payload["query"], payload.get("top_k", 10))
         return JSONResponse(result)
 
-    @app.post("/search/image")
-    async def search_image(request: Request) -> JSONResponse:
-        data, fields = parse_upload(request.headers.get("content-type", ""), await read_body(request))
-        top_k = request.query_params.get("top_k", fields.get("top_k", 10))
-        return JSONResponse(await run_in_threadpool(service.search_image, data, top_k))
+    @app.post("/search/image", responses=SEARCH_RESPONSES, openapi_extra=IMAGE_BODY)
+    async def search_image(request: Request, top_k: int | None = None) -> JSONResponse:
+        data, fields = await reader.upload(request)
+        chosen = top_k if top_k is not None else fields.get("top_k", 10)
+        return JSONResponse(await run_in_threadpool(service.search_image, data, chosen))
 
+
+def _add_page_routes(app: FastAPI, service: SearchService, reader: BodyReader) -> None:
+    """/gallery/<id> and the web page."""
     @app.get("/gallery/{item_id:path}")
     async def gallery(item_id: str, size: int | None = None) -> Response:
         path = service.gallery_path(item_id)
-        if size is None:
-            return Response(Path(path).read_bytes(), media_type=_media_type(path))
+        if size is None:  # streamed from disk by Starlette, MIME type from the mimetypes registry
+            return FileResponse(path, media_type=mimetypes.guess_type(path)[0] or "application/octet-stream")
         if size not in THUMB_SIZES:
             raise BadRequest(400, f"size must be one of {', '.join(map(str, THUMB_SIZES))}")
         return Response(await run_in_threadpool(thumbnail, path, size), media_type="image/jpeg")
@@ -424,19 +524,11 @@ def create_app(service: SearchService, *, start_polling: bool = True) -> FastAPI
     @app.post("/", response_class=HTMLResponse)
     async def page_upload(request: Request) -> HTMLResponse:
         try:
-            data, fields = parse_upload(request.headers.get("content-type", ""), await read_body(request))
+            data, fields = await reader.upload(request)
             result = await run_in_threadpool(service.search_image, data, fields.get("top_k", 12))
             return HTMLResponse(render_page(service, result=result))
         except BadRequest as exc:
             return HTMLResponse(render_page(service, error=exc.message), status_code=exc.status)
-
-    return app
-
-
-def _media_type(path: str) -> str:
-    suffix = Path(path).suffix.lower()
-    return {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
-            ".bmp": "image/bmp", ".tif": "image/tiff", ".tiff": "image/tiff"}.get(suffix, "application/octet-stream")
 
 
 @lru_cache(maxsize=4096)
@@ -462,7 +554,8 @@ def run_server(params: RsitrParams, index: str | Path, *, model: str | None = No
 
     service = SearchService(params, index, model=model, device=device)
     health = service.health()
-    print(f"rsitr serve: {json.dumps(health['serving'])}; follows {service.follows or '(a fixed model)'}"
-          f"{'; pending: ' + service.pending if service.pending else ''}", file=sys.stderr)
+    log.warning("rsitr serve: %s; follows %s%s", json.dumps(health["serving"]), service.follows or "(a fixed model)",
+                "; pending: " + service.pending if service.pending else "")
     uvicorn.run(create_app(service), host=host or params.serve.host, port=port or params.serve.port,
-                log_level="warning", access_log=False)
+                log_level="info", access_log=True,  # uvicorn.access: one line per request, via logging
+                limit_concurrency=params.serve.max_connections, backlog=params.serve.backlog, timeout_keep_alive=5)

@@ -289,6 +289,11 @@ class ServeParams:
     poll_s: float = 5.0
     max_top_k: int = 100
     max_upload_mb: float = 8.0
+    max_query_chars: int = 1000  # longer text queries: 413, never tokenised or echoed
+    max_image_pixels: int = 16_000_000  # checked from the header, before any decode (4000 x 4000)
+    body_timeout_s: float = 5.0  # a request body not received in full by then: 408 (slow-loris)
+    max_connections: int = 64  # uvicorn limit_concurrency: over it, 503
+    backlog: int = 128  # uvicorn's listen backlog of not-yet-accepted connections
     host: str = "127.0.0.1"
     port: int = 8000
 
@@ -298,10 +303,10 @@ class ServeParams:
         if self.fine not in SERVE_FINE:
             raise ConfigError(f"{path}.fine: " + unknown_name("fine stage", self.fine, SERVE_FINE))
         at_least(self, path, 1, "candidates", "hnsw_m", "hnsw_ef_construction", "hnsw_ef_search", "ivf_nprobe",
-                 "threads", "max_top_k", "port")
-        if self.poll_s <= 0 or self.max_upload_mb <= 0:
-            raise ConfigError(f"{path}: poll_s and max_upload_mb must be positive, got {self.poll_s}, "
-                              f"{self.max_upload_mb}")
+                 "threads", "max_top_k", "port", "max_query_chars", "max_image_pixels", "max_connections", "backlog")
+        if self.poll_s <= 0 or self.max_upload_mb <= 0 or self.body_timeout_s <= 0:
+            raise ConfigError(f"{path}: poll_s, max_upload_mb and body_timeout_s must be positive, got "
+                              f"{self.poll_s}, {self.max_upload_mb}, {self.body_timeout_s}")
         if self.port > 65535:
             raise ConfigError(f"{path}.port: expected a TCP port <= 65535, got {self.port}")
 

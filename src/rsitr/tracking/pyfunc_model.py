@@ -14,8 +14,10 @@ only the pinned dependencies (``mlflow models serve -m models:/rsitr-finetune@ch
     out["text_embedding"][0]  # list of floats, L2-normalised
 
 Input: a DataFrame with a ``text`` column (str), an ``image`` column (a base64-encoded
-PNG/JPEG, optionally as a ``data:image/...;base64,`` URL, or a path to an image file on
-the serving host), or both. Either column may be omitted; a missing/empty cell is skipped.
+PNG/JPEG, optionally as a ``data:image/...;base64,`` URL, or raw bytes), or both. A path to
+an image file on the host is read ONLY when the model is loaded for local batch use with
+``mlflow.pyfunc.load_model(uri, model_config={"allow_local_paths": True})``; a served model
+(``mlflow models serve``) never has that flag, so a client cannot make the server open its files. Either column may be omitted; a missing/empty cell is skipped.
 Output: a DataFrame with ``text_embedding`` and ``image_embedding`` (lists of floats, the
 variant's global embeddings, L2-normalised; ``None`` where the row had no such input).
 Images are preprocessed exactly as in evaluation (``rsitr.data.images.ImageLoader``);
@@ -58,6 +60,7 @@ TEXT_OUTPUT = "text_embedding"
 IMAGE_OUTPUT = "image_embedding"
 TEXT_BATCH = 256
 IMAGE_BATCH = 64
+ALLOW_LOCAL_PATHS = "allow_local_paths"  # model_config flag: local batch use only, never set when logging
 ARABIC_SCRIPT = re.compile("[\u0600-\u06ff\u0750-\u077f\ufb50-\ufdff\ufe70-\ufeff]")
 
 
@@ -67,22 +70,31 @@ def _present(value: Any) -> bool:
     return not (isinstance(value, (str, bytes)) and len(value) == 0)
 
 
-def image_source(value: str | bytes) -> str | io.BytesIO:
-    """A path to open, or the decoded bytes of a base64 (or data-URL) image."""
+def _local_path(text: str) -> str | None:
+    path = os.path.expanduser(text)
+    if len(text) < 4096 and not text.startswith("data:") and os.path.isfile(path):  # isfile: False on any OSError
+        return path
+    return None
+
+
+def image_source(value: str | bytes, *, allow_paths: bool = False) -> str | io.BytesIO:
+    """The decoded bytes of a base64 (or data-URL) image; a path to open only with ``allow_paths``."""
     if isinstance(value, (bytes, bytearray)):
         return io.BytesIO(bytes(value))
     text = value.strip()
-    path = os.path.expanduser(text)
-    if len(text) < 4096 and not text.startswith("data:") and os.path.isfile(path):  # isfile: False on any OSError
+    if allow_paths and (path := _local_path(text)) is not None:
         return path
     if text.startswith("data:") and "," in text:
         text = text.split(",", 1)[1]
     try:
         return io.BytesIO(base64.b64decode(text, validate=True))
     except (binascii.Error, ValueError):
+        # no file-existence check here: the message must not tell a client which server paths exist
         raise DataError(
-            f"image value {text[:40]!r}... is neither an existing file nor base64-encoded image bytes"
-        ) from None
+            f"column {IMAGE_COLUMN!r}: value {text[:40]!r} is not base64-encoded image bytes, and a file path is "
+            "never opened by a served model; send the image base64-encoded (rsitr.tracking.pyfunc_model."
+            "encode_image_file) or as a data:image/...;base64, URL; for local batch use only, load with "
+            f"mlflow.pyfunc.load_model(uri, model_config={{{ALLOW_LOCAL_PATHS!r}: True}})") from None
 
 
 def encode_image_file(path: str | Path) -> str:
@@ -103,6 +115,8 @@ class EmbeddingModel(mlflow.pyfunc.PythonModel):
         self.model = model.to(device).eval()
         self.normalize_arabic = params.text.normalize_arabic
         self.loader = ImageLoader.for_model(model, cache=False)
+        config = getattr(context, "model_config", None) or {}
+        self.allow_paths = config.get(ALLOW_LOCAL_PATHS) is True  # opt-in at load time only
 
     def _embed_texts(self, texts: list[str]) -> np.ndarray:
         if self.normalize_arabic:  # as select_split does for Arabic captions
@@ -119,7 +133,7 @@ class EmbeddingModel(mlflow.pyfunc.PythonModel):
         with torch.no_grad():
             for first in range(0, len(values), IMAGE_BATCH):
                 batch = torch.stack([
-                    self.loader.normalize(self.loader.uint8(image_source(v)))  # type: ignore[arg-type]
+                    self.loader.normalize(self.loader.uint8(image_source(v, allow_paths=self.allow_paths)))  # type: ignore[arg-type]
                     for v in values[first : first + IMAGE_BATCH]
                 ])  # [B, 3, S, S]
                 parts.append(self.model.embed_images(batch.to(self.model.device))["global"].float().cpu().numpy())
@@ -147,13 +161,17 @@ class EmbeddingModel(mlflow.pyfunc.PythonModel):
 
 
 def signature():
-    """Inputs: optional ``text`` and ``image`` strings; outputs: optional float arrays."""
+    """Inputs: optional ``text`` string and ``image`` bytes; outputs: optional float arrays.
+
+    ``image`` is binary: the scoring server base64-decodes it from JSON into bytes; a local
+    caller may pass bytes or a base64 string (MLflow leaves strings in a binary column as they are).
+    """
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Array, ColSpec, DataType, Schema
 
     inputs = Schema([
         ColSpec(DataType.string, TEXT_COLUMN, required=False),
-        ColSpec(DataType.string, IMAGE_COLUMN, required=False),
+        ColSpec(DataType.binary, IMAGE_COLUMN, required=False),
     ])
     outputs = Schema([
         ColSpec(Array(DataType.float), TEXT_OUTPUT, required=False),
@@ -253,6 +271,8 @@ def log_embedding_model(
             signature=signature(),
             input_example=input_example(example_text, example_image),
             pip_requirements=requirements(),
+            model_config={ALLOW_LOCAL_PATHS: False},  # served as logged: no server-side paths; a local
+            # batch caller overrides it with load_model(uri, model_config={"allow_local_paths": True})
             metadata={"rsitr_variant": variant, "embedding": "global, L2-normalised",
                       "hash_heads": hash_heads is not None},
         )
