@@ -76,3 +76,31 @@ def test_the_logged_model_as_served_refuses_a_server_side_path(trained_toy: Path
     assert raw["image_embedding"][0] == pytest.approx(ok["image_embedding"][0], abs=1e-6)
     local = mlflow.pyfunc.load_model(uri, model_config={"allow_local_paths": True})
     assert local.predict(pd.DataFrame({"image": [str(secret)]}))["image_embedding"][0] == ok["image_embedding"][0]
+
+
+def test_the_scoring_server_answers_a_bad_image_with_one_line_and_no_stack_trace(trained_toy: Path, tmp_path: Path,
+                                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """``mlflow models serve``'s own app (scoring_server.init), in process: 400 with rsitr's message."""
+    import base64
+
+    import mlflow
+    from mlflow.pyfunc import scoring_server
+    from starlette.testclient import TestClient
+
+    from rsitr.app.registry import register_variant
+    from rsitr.config import load_params
+
+    params = load_params(trained_toy, ["tracking.model_prefix=scoring"])
+    registration = register_variant(params, "finetune")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", params.tracking.uri)
+    client = TestClient(scoring_server.init(mlflow.pyfunc.load_model(f"models:/{registration.name}/{registration.version}")))
+    secret = tmp_path / "secret.png"
+    _png(secret)
+    for value in (str(secret), base64.b64encode(b"not an image at all").decode()):
+        answer = client.post("/invocations", json={"dataframe_records": [{"image": value}]})
+        assert answer.status_code == 400, answer.text
+        body = answer.json()
+        assert "stack_trace" not in body and "Traceback" not in answer.text
+    assert "column 'image'" in body["message"] and body["error_code"] == "INVALID_PARAMETER_VALUE"
+    good = client.post("/invocations", json={"dataframe_records": [{"image": base64.b64encode(secret.read_bytes()).decode()}]})
+    assert good.status_code == 200, good.text

@@ -38,6 +38,8 @@ from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 import pandas as pd
 import torch
 import yaml
@@ -128,19 +130,34 @@ class EmbeddingModel(mlflow.pyfunc.PythonModel):
                 parts.append(self.model.embed_texts(tokens)["global"].float().cpu().numpy())
         return np.concatenate(parts)  # [T, D]
 
+    def _pixels(self, row: int, value: Any) -> torch.Tensor:
+        """One image value as the model's input tensor; an unreadable one names its row."""
+        source = image_source(value, allow_paths=self.allow_paths)
+        try:
+            return self.loader.normalize(self.loader.uint8(source))  # type: ignore[arg-type]  # [3, S, S]
+        except DataError as exc:
+            cause = exc.__cause__ or exc
+            raise DataError(f"column {IMAGE_COLUMN!r} row {row}: not a readable image ({type(cause).__name__}: "
+                            f"{str(cause)[:120]}); send the bytes of a PNG, JPEG or TIFF file, base64-encoded") from None
+
     def _embed_images(self, values: list[Any]) -> np.ndarray:
         parts = []
         with torch.no_grad():
             for first in range(0, len(values), IMAGE_BATCH):
-                batch = torch.stack([
-                    self.loader.normalize(self.loader.uint8(image_source(v, allow_paths=self.allow_paths)))  # type: ignore[arg-type]
-                    for v in values[first : first + IMAGE_BATCH]
-                ])  # [B, 3, S, S]
+                batch = torch.stack([self._pixels(first + i, v)
+                                     for i, v in enumerate(values[first : first + IMAGE_BATCH])])  # [B, 3, S, S]
                 parts.append(self.model.embed_images(batch.to(self.model.device))["global"].float().cpu().numpy())
         return np.concatenate(parts)  # [I, D]
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        frame = pd.DataFrame(model_input)
+        try:
+            return self._predict(pd.DataFrame(model_input))
+        except ModelInputError:
+            raise
+        except DataError as exc:
+            raise ModelInputError(str(exc)) from None
+
+    def _predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         if TEXT_COLUMN not in frame and IMAGE_COLUMN not in frame:
             raise DataError(f"input needs a {TEXT_COLUMN!r} and/or an {IMAGE_COLUMN!r} column, got {list(frame.columns)}")
         output = pd.DataFrame({TEXT_OUTPUT: [None] * len(frame), IMAGE_OUTPUT: [None] * len(frame)}, dtype=object)
@@ -158,6 +175,17 @@ class EmbeddingModel(mlflow.pyfunc.PythonModel):
             for row, vector in zip(rows, embeddings):
                 output.at[row, target] = vector.tolist()
         return output
+
+
+class ModelInputError(MlflowException, DataError):
+    """A bad prediction input: the scoring server answers 400 with this one line (no stack trace).
+
+    ``mlflow models serve`` turns an ``MlflowException`` into its error code and message, and any
+    other exception into "unexpected error" plus a traceback; rsitr callers catch ``DataError``.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
 
 
 def signature():
