@@ -428,11 +428,17 @@ class BodyReader:
         """``(image bytes, other form fields)`` of a multipart form (python-multipart, via Starlette), or the body."""
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             return await self.body(request), {}
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            raise BadRequest(413, f"upload of {int(declared):,} bytes is over the limit of {self.max_bytes:,} "
-                                  "(serve.max_upload_mb)")
-        form = await request.form(max_files=1, max_fields=16, max_part_size=self.max_bytes)
+        data = await self.body(request)  # capped first: a chunked upload has no Content-Length to check
+        sent = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": data, "more_body": False}
+
+        form = await Request(request.scope, replay).form(max_files=1, max_fields=16, max_part_size=self.max_bytes)
         image = form.get("image")
         if not isinstance(image, UploadFile):
             raise BadRequest(400, "no 'image' file field in the multipart form")
