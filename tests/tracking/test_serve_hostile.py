@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import shutil
 import socket
+from contextlib import contextmanager
 import struct
 import threading
 import time
@@ -134,42 +135,85 @@ def test_uvicorn_gets_the_connection_bounds(trained_toy: Path, index_dir: Path, 
     assert seen["limit_concurrency"] == 7 and seen["backlog"] == 9
 
 
-def test_a_body_sent_at_1_byte_per_second_is_cut_off(trained_toy: Path, index_dir: Path) -> None:
+@contextmanager
+def _real_server(service, seconds: float, max_connections: int):
+    """``rsitr serve``'s uvicorn settings (connection_bounds) on a free port, in a thread."""
     import uvicorn
 
-    from rsitr.app.serve import create_app
+    from rsitr.app.serve import connection_bounds, create_app
 
-    service = _service(trained_toy, index_dir)
-    assert service.params.serve.body_timeout_s <= 5.0  # the default cuts a slow body off well before 15 s
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(service, start_polling=False), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    config = uvicorn.Config(create_app(service, start_polling=False), host="127.0.0.1", port=port, log_level="warning",
+                            **connection_bounds(max_connections, 128, seconds))
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
         while not server.started:
             time.sleep(0.05)
-        with socket.create_connection(("127.0.0.1", port), timeout=15) as conn:
-            conn.sendall(b"POST /search/text HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 1000\r\n\r\n")
-            started, reply = time.monotonic(), b""
-            while not reply and time.monotonic() - started < 15:
-                try:
-                    conn.sendall(b" ")
-                except OSError:
-                    break
-                conn.settimeout(1.0)
-                try:
-                    reply = conn.recv(4096)
-                except TimeoutError:
-                    pass
-            elapsed = time.monotonic() - started
+        yield port
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-    assert reply.startswith(b"HTTP/1.1 408") and elapsed < 8.0, (reply[:200], elapsed)
+
+
+def _closed_within(conn: socket.socket, seconds: float) -> tuple[bytes, float]:
+    """Read until the server closes the connection (or ``seconds`` pass); what came and when it ended."""
+    started, received = time.monotonic(), b""
+    while time.monotonic() - started < seconds:
+        try:
+            conn.sendall(b" ")  # one byte a second: the slow sender
+        except OSError:
+            return received, time.monotonic() - started
+        conn.settimeout(1.0)
+        try:
+            chunk = conn.recv(4096)
+        except TimeoutError:
+            continue
+        except OSError:
+            return received, time.monotonic() - started
+        if not chunk:
+            return received, time.monotonic() - started
+        received += chunk
+    return received, float("inf")
+
+
+def test_a_body_sent_at_1_byte_per_second_is_answered_and_the_connection_closed(trained_toy: Path,
+                                                                                index_dir: Path) -> None:
+    service = _service(trained_toy, index_dir)
+    assert service.params.serve.body_timeout_s <= 5.0  # the default cuts a slow body off well before 15 s
+    with _real_server(service, service.params.serve.body_timeout_s, 64) as port, \
+            socket.create_connection(("127.0.0.1", port), timeout=15) as conn:
+        conn.sendall(b"POST /search/text HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n")
+        reply, ended = _closed_within(conn, 15)
+    assert reply.startswith(b"HTTP/1.1 408") and ended < 8.0, (reply[:200], ended)  # was: open past 15 s
+
+
+def test_half_open_connections_are_closed_and_do_not_starve_the_server(trained_toy: Path, index_dir: Path) -> None:
+    service = _service(trained_toy, index_dir)
+    with _real_server(service, 1.0, 4) as port:
+        held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(12)]
+        for conn in held:
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+        time.sleep(2.5)
+        still_open = 0
+        for conn in held:
+            conn.settimeout(0.5)
+            try:
+                still_open += conn.recv(1) != b""
+            except TimeoutError:
+                still_open += 1
+            except OSError:
+                pass
+            conn.close()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as fresh:
+            fresh.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            answer = fresh.recv(64)
+    assert still_open == 0  # was: every half-open connection held (and everyone else got 503)
+    assert answer.startswith(b"HTTP/1.1 200"), answer
 
 
 def test_openapi_describes_the_search_bodies_and_gallery_files_stream(client) -> None:

@@ -462,7 +462,7 @@ def create_app(service: SearchService, *, start_polling: bool = True) -> FastAPI
 
     @app.exception_handler(BadRequest)
     async def bad_request(_request: Request, exc: BadRequest) -> JSONResponse:
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=_closing(exc.status))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -525,7 +525,8 @@ def _add_page_routes(app: FastAPI, service: SearchService, reader: BodyReader) -
             result = await run_in_threadpool(service.search_text, q, k)
             return HTMLResponse(render_page(service, q=q, k=int(k), result=result))
         except BadRequest as exc:
-            return HTMLResponse(render_page(service, q=q, error=exc.message), status_code=exc.status)
+            return HTMLResponse(render_page(service, q=q, error=exc.message), status_code=exc.status,
+                                headers=_closing(exc.status))
 
     @app.post("/", response_class=HTMLResponse)
     async def page_upload(request: Request) -> HTMLResponse:
@@ -534,7 +535,8 @@ def _add_page_routes(app: FastAPI, service: SearchService, reader: BodyReader) -
             result = await run_in_threadpool(service.search_image, data, fields.get("top_k", 12))
             return HTMLResponse(render_page(service, result=result))
         except BadRequest as exc:
-            return HTMLResponse(render_page(service, error=exc.message), status_code=exc.status)
+            return HTMLResponse(render_page(service, error=exc.message), status_code=exc.status,
+                                headers=_closing(exc.status))
 
 
 @lru_cache(maxsize=4096)
@@ -564,4 +566,35 @@ def run_server(params: RsitrParams, index: str | Path, *, model: str | None = No
                 "; pending: " + service.pending if service.pending else "")
     uvicorn.run(create_app(service), host=host or params.serve.host, port=port or params.serve.port,
                 log_level="info", access_log=True,  # uvicorn.access: one line per request, via logging
-                limit_concurrency=params.serve.max_connections, backlog=params.serve.backlog, timeout_keep_alive=5)
+                **connection_bounds(params.serve.max_connections, params.serve.backlog, params.serve.body_timeout_s))
+
+
+def connection_bounds(max_connections: int, backlog: int, seconds: float) -> dict[str, Any]:
+    """uvicorn settings that bound what idle or slow clients can hold (serve.max_connections, ...)."""
+    return {"limit_concurrency": max_connections, "backlog": backlog, "timeout_keep_alive": 5,
+            "http": header_deadline_protocol(seconds)}
+
+
+def _closing(status: int) -> dict[str, str] | None:
+    """408 / 413 leave the rest of the body unread: close the connection instead of draining it."""
+    return {"connection": "close"} if status in (408, 413) else None
+
+
+def header_deadline_protocol(seconds: float) -> type:
+    """uvicorn's h11 protocol, closing a connection whose first request headers are not in within ``seconds``.
+
+    uvicorn times out idle keep-alive connections but not one that never finishes its headers
+    (half-open or slow-header clients), which would hold a ``limit_concurrency`` slot forever.
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderDeadline(H11Protocol):
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self.loop.call_later(seconds, self._headers_overdue)
+
+        def _headers_overdue(self) -> None:
+            if self.cycle is None and not self.transport.is_closing():  # no request got its headers in
+                self.transport.close()
+
+    return HeaderDeadline
