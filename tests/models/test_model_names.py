@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -20,14 +19,12 @@ def test_missing_hub_model_offline_is_one_clear_line(repo_root: Path, tmp_path: 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache: nothing to find, nothing to fetch
     params = load_params(repo_root / "params.yaml", ["model.arch=hf-hub:nobody/no-such-clip", "model.pretrained="])
-    start = time.perf_counter()
     with pytest.raises(ModelError) as caught:
         build_clip(params.model)
     message = str(caught.value)
     assert "\n" not in message
     assert "hf-hub:nobody/no-such-clip" in message and "HF_HUB_OFFLINE" in message
     assert "hf download nobody/no-such-clip" in message
-    assert time.perf_counter() - start < 10
 
 
 def test_missing_hub_model_through_the_cli(tmp_path: Path, monkeypatch, capsys, repo_root: Path) -> None:
