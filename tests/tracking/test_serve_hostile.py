@@ -228,3 +228,10 @@ def test_openapi_describes_the_search_bodies_and_gallery_files_stream(client) ->
     image = client.get("/gallery/" + client.app.state.service.current.searcher.index.ids[0])
     assert image.status_code == 200 and image.headers["content-type"] == "image/png"
     assert image.content.startswith(b"\x89PNG")
+
+
+def test_the_page_escapes_the_query_it_echoes(client) -> None:
+    page = client.get("/", params={"q": '<script>alert(1)</script> "river"', "k": 3})
+    assert page.status_code == 200
+    assert "<script>" not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt; &#34;river&#34;" in page.text
+    assert page.text.count('class="result"') == 3

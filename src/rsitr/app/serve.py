@@ -23,13 +23,11 @@ an upload form searches by image). Bad requests get a 4xx with a message, never 
 from __future__ import annotations
 
 import asyncio
-import html
 import io
 import json
 import logging
 import mimetypes
 import threading
-import urllib.parse
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -37,6 +35,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import jinja2
 from fastapi import FastAPI, Request
 from starlette.datastructures import UploadFile  # what request.form() yields (fastapi.UploadFile's base)
 from fastapi.concurrency import run_in_threadpool
@@ -352,54 +351,24 @@ def check_image(data: bytes, max_pixels: int) -> None:
 
 # ------------------------------------------------------------------------ the web page
 
-PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>rsitr search</title>
-<style>
-body {{ font-family: sans-serif; margin: 16px; background: #ffffff; color: #222222; }}
-form {{ margin: 6px 0; }} input[type=text] {{ width: 420px; padding: 4px; }}
-.grid {{ display: flex; flex-wrap: wrap; gap: 10px; margin-top: 10px; }}
-figure.result {{ margin: 0; width: 164px; font-size: 12px; }}
-figure.result img {{ width: 160px; height: 160px; object-fit: cover; border: 2px solid #999999; }}
-.meta {{ color: #555555; font-size: 12px; }} .error {{ color: #222222; font-weight: bold; }}
-</style></head><body>
-<h3>rsitr gallery search</h3>
-<div class="meta">serving {serving} &middot; {items} images &middot; coarse {coarse}, fine {fine}{pending}</div>
-<form method="get" action="/"><input type="text" name="q" value="{q}" placeholder="two white storage tanks next to a road">
- top-k <input type="number" name="k" value="{k}" min="1" max="{max_k}" style="width:56px">
- <button type="submit">search text &rarr; images</button></form>
-<form method="post" action="/" enctype="multipart/form-data"><input type="file" name="image" accept="image/*">
- <input type="hidden" name="top_k" value="{k}"><button type="submit">search image &rarr; images</button>
- <span class="meta">(image &rarr; image: the index holds images only)</span></form>
-{body}
-</body></html>
-"""
+@lru_cache(maxsize=1)
+def _page_template() -> jinja2.Template:
+    """``templates/search.html.j2``, autoescaped: queries, ids and messages can never inject markup."""
+    environment = jinja2.Environment(loader=jinja2.PackageLoader("rsitr.app", "templates"), autoescape=True,
+                                     undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return environment.get_template("search.html.j2")
 
 
 def render_page(service: SearchService, *, q: str = "", k: int = 12, result: dict[str, Any] | None = None,
                 error: str | None = None) -> str:
-    served = service.current
-    described = served.describe()
+    """The search page: the query forms, then an error, the results as thumbnails, or nothing."""
+    described = service.current.describe()
     label = (f"{described['name']} v{described['version']}" if described.get("version")
              else f"{described.get('variant')} (this project's models/{described.get('variant')}/best.pt)")
-    pending = f" &middot; pending: {html.escape(service.pending)}" if service.pending else ""
-    if error:
-        body = f'<p class="error">{html.escape(error)}</p>'
-    elif result is not None:
-        figures = []
-        for item in result["results"]:
-            src = "/gallery/" + urllib.parse.quote(item["id"]) + "?size=160"
-            figures.append(
-                f'<figure class="result"><img class="thumb" src="{html.escape(src)}" alt="{html.escape(item["id"])}" '
-                f'onload="this.dataset.loaded=this.naturalWidth" onerror="this.dataset.loaded=0">'
-                f'<figcaption>#{item["rank"]} {html.escape(item["id"])}<br>score {item["score"]:.4f}</figcaption>'
-                f'</figure>')
-        body = (f'<div class="meta">{html.escape(result["mode"])}: {html.escape(str(result["query"]))} &middot; '
-                f'{result["timings_ms"]["total"]:.1f} ms</div><div class="grid" id="results">{"".join(figures)}</div>')
-    else:
-        body = ""
-    return PAGE.format(serving=html.escape(label), items=described["items"], coarse=described["coarse"],
-                       fine=described["fine"], pending=pending, q=html.escape(q), k=k,
-                       max_k=service.params.serve.max_top_k, body=body)
+    return _page_template().render(
+        serving=label, items=described["items"], coarse=described["coarse"], fine=described["fine"],
+        pending=service.pending or "", q=q, k=k, max_k=service.params.serve.max_top_k, error=error,
+        result=None if result is None else {**result, "query": str(result["query"])})
 
 
 # ------------------------------------------------------------------------ the app
