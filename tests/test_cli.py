@@ -96,3 +96,27 @@ def test_a_forked_worker_dies_on_sigterm_while_the_cli_process_unwinds():
     finally:
         cli._HANDLER_PID.pop()
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_log_line_is_printed_once_when_prefect_also_prints_rsitr_lines(capsys) -> None:
+    import logging
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    from rsitr.cli import configure_logging
+
+    configure_logging()
+    logger = logging.getLogger("rsitr.training.trainer")
+    logger.info("before prefect")
+    assert capsys.readouterr().err.count("before prefect") == 1
+    import io
+
+    prefect_stream = io.StringIO()
+    prefect_console = PrefectConsoleHandler(stream=prefect_stream)
+    logging.getLogger("rsitr").addHandler(prefect_console)  # what PREFECT_LOGGING_EXTRA_LOGGERS=rsitr does
+    try:
+        logger.info("under prefect")
+        assert "under prefect" not in capsys.readouterr().err  # rsitr's own handler stays quiet ...
+        assert prefect_stream.getvalue().count("under prefect") == 1  # ... and Prefect's prints it
+    finally:
+        logging.getLogger("rsitr").removeHandler(prefect_console)

@@ -69,6 +69,11 @@ class _StderrHandler(logging.StreamHandler):
     def stream(self, value: object) -> None:
         pass
 
+    def emit(self, record: logging.LogRecord) -> None:
+        # Under `rsitr benchmark`, Prefect's console handler prints rsitr's lines (PREFECT_LOGGING_EXTRA_LOGGERS): once is enough.
+        if not any(type(h).__name__ == "PrefectConsoleHandler" for h in logging.getLogger("rsitr").handlers):
+            super().emit(record)
+
 
 def configure_logging(level: int = logging.INFO) -> None:
     """rsitr's progress lines (module loggers under ``rsitr``) on stderr, once; stdout stays for JSON output."""
