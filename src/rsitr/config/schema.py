@@ -36,14 +36,14 @@ class SynthParams:
     """The embedded synthetic benchmark (``rsitr synth``)."""
 
     out: str = "data/raw/synth"
-    images: int = 800
+    images: int = 3200
     seed: int = 0
     image_size: tuple[int, int] = (64, 96)
     twin_rate: float = 0.1
     weak_caption_rate: float = 0.02
     near_duplicate_rate: float = 0.05
     karpathy_share: float = 0.3
-    test_share: float = 0.2
+    test_share: float = 0.45
     arabic: bool = True
 
     def validate(self, path: str) -> None:
