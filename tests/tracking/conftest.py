@@ -82,3 +82,20 @@ def rsitr_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str
         return code, captured.out, captured.err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def make_gallery_index():
+    """``build(params, root, count)``: a gallery of the toy images 200.. and its index under ``root``."""
+    import shutil
+
+    from rsitr.app.gallery import build_gallery_index
+
+    def build(params, root: Path, count: int) -> Path:
+        (root / "gallery").mkdir()
+        for i in range(200, 200 + count):
+            shutil.copy(Path(params.paths.data) / "img" / f"{i}.png", root / "gallery" / f"{i}.png")
+        build_gallery_index(params, "finetune", root / "gallery", root / "index", progress=False)
+        return root / "index"
+
+    return build

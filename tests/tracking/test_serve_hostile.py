@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 import socket
 from contextlib import contextmanager
 import struct
@@ -15,19 +14,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from rsitr.app.gallery import build_gallery_index
 from rsitr.config import load_params
 
 
 @pytest.fixture(scope="module")
-def index_dir(trained_toy: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    params = load_params(trained_toy)
-    root = tmp_path_factory.mktemp("hostile")
-    (root / "gallery").mkdir()
-    for i in range(200, 212):
-        shutil.copy(Path(params.paths.data) / "img" / f"{i}.png", root / "gallery" / f"{i}.png")
-    build_gallery_index(params, "finetune", root / "gallery", root / "index", progress=False)
-    return root / "index"
+def index_dir(trained_toy: Path, tmp_path_factory: pytest.TempPathFactory, make_gallery_index) -> Path:
+    return make_gallery_index(load_params(trained_toy), tmp_path_factory.mktemp("hostile"), 12)
 
 
 def _service(trained_toy: Path, index_dir: Path, *overrides: str, model: str | None = None):

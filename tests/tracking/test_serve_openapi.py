@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from rsitr.app.gallery import build_gallery_index
 from rsitr.config import load_params
 
 
 @pytest.fixture(scope="module")
-def served(trained_toy: Path, tmp_path_factory: pytest.TempPathFactory):
+def served(trained_toy: Path, tmp_path_factory: pytest.TempPathFactory, make_gallery_index):
     """``(TestClient, gallery folder)`` over a 6-image index of the toy project's finetune model."""
     from fastapi.testclient import TestClient
 
@@ -20,10 +18,7 @@ def served(trained_toy: Path, tmp_path_factory: pytest.TempPathFactory):
 
     params = load_params(trained_toy)
     root = tmp_path_factory.mktemp("openapi")
-    (root / "gallery").mkdir()
-    for i in range(200, 206):
-        shutil.copy(Path(params.paths.data) / "img" / f"{i}.png", root / "gallery" / f"{i}.png")
-    build_gallery_index(params, "finetune", root / "gallery", root / "index", progress=False)
+    make_gallery_index(params, root, 6)
     service = SearchService(params, root / "index", poll_s=60)
     with TestClient(create_app(service, start_polling=False), raise_server_exceptions=False) as client:
         yield client, root / "gallery"

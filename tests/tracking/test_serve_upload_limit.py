@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from rsitr.app.gallery import build_gallery_index
 from rsitr.config import load_params
 
 
 @pytest.fixture(scope="module")
-def client(trained_toy: Path, tmp_path_factory: pytest.TempPathFactory):
+def client(trained_toy: Path, tmp_path_factory: pytest.TempPathFactory, make_gallery_index):
     from fastapi.testclient import TestClient
 
     from rsitr.app.serve import SearchService, create_app
 
     params = load_params(trained_toy, ["serve.max_upload_mb=1"])
     root = tmp_path_factory.mktemp("upload-limit")
-    (root / "gallery").mkdir()
-    for i in range(200, 204):
-        shutil.copy(Path(params.paths.data) / "img" / f"{i}.png", root / "gallery" / f"{i}.png")
-    build_gallery_index(params, "finetune", root / "gallery", root / "index", progress=False)
+    make_gallery_index(params, root, 4)
     service = SearchService(params, root / "index", poll_s=60)
     with TestClient(create_app(service, start_polling=False), raise_server_exceptions=False) as test_client:
         yield test_client, root / "gallery"
