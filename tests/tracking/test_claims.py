@@ -69,10 +69,11 @@ def _row(model: str, mR: float, language: str = "en", **extra) -> dict:
 
 
 def test_claims_table_from_rows_and_samples(caplog: pytest.LogCaptureFixture) -> None:
+    foundation = {"pretrained": "models/foundation/foundation.pt"}  # the default run: every row but the random one
     measured = pd.DataFrame([
-        _row("finetune", 50.0, trainable_params=1000), _row("petl", 49.5, trainable_params=5),
-        _row("ebaker", 40.0, twin_acc=55.0), _row("finetune + c2f", 49.0, fine_share=12.0),
-        _row("zeroshot", 30.0), _row("zeroshot_random", 5.0),
+        _row("finetune", 50.0, trainable_params=1000, **foundation), _row("petl", 49.5, trainable_params=5, **foundation),
+        _row("ebaker", 40.0, twin_acc=55.0, **foundation), _row("finetune + c2f", 49.0, fine_share=12.0, **foundation),
+        _row("zeroshot", 30.0, **foundation), _row("zeroshot_random", 5.0),  # pretrained none: its own section
     ], columns=list(BOARD_COLUMNS))
     shift = np.linspace(-1.0, 1.0, 101)  # the same resampled noise for every row: a paired design
     samples = {i: RowSamples(float(r.mR), r.mR + shift) for i, r in measured.iterrows()}
