@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+import rsitr.methods  # noqa: F401 - registers the built-in methods (as rsitr.load_params does)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = Path(os.environ.get("RSITR_SHARED_DATASETS", REPO_ROOT.parent / "shared" / "datasets"))
 

@@ -1,6 +1,6 @@
 """The package's layering, enforced: library packages import one way, the CLI stands apart.
 
-data -> models -> losses -> retrieval -> training -> tracking -> reporting -> app -> cli
+data -> models -> losses -> methods -> retrieval -> training -> tracking -> reporting -> app -> cli
 (``config`` and ``errors`` underneath everything). A module may import its own package and
 any lower layer; library modules import rsitr at module level only (a function-level
 import would hide a cycle); nothing outside the CLI imports ``rsitr.cli``.
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "rsitr"
-LAYERS = ["errors", "atomic", "config", "data", "models", "losses", "retrieval", "training", "tracking", "reporting", "app",
+LAYERS = ["errors", "atomic", "config", "data", "models", "losses", "methods", "retrieval", "training", "tracking", "reporting", "app",
           "cli"]
 LAYER_OF = {name: index for index, name in enumerate(LAYERS)} | {"train": LAYERS.index("cli")}  # torchrun entry
 LIBRARY = set(LAYERS[: LAYERS.index("app")])

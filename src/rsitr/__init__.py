@@ -20,10 +20,12 @@ __all__ = ["build_model", "load_params"]
 
 def __getattr__(name: str) -> Any:  # lazy: `rsitr config show` need not import torch
     if name == "load_params":
+        import rsitr.methods  # noqa: F401 - registers the built-in methods params.yaml names
         from rsitr.config import load_params
 
         return load_params
     if name == "build_model":
+        import rsitr.methods  # noqa: F401
         from rsitr.models import build_model
 
         return build_model

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from rsitr.config import load_params
-from rsitr.losses import build_loss
+from rsitr.losses.hmmc import HmmcLoss
 from rsitr.losses.hmmc import HmmcLoss, max_violation_hinge
 
 
@@ -108,7 +108,7 @@ def test_summed_over_anchors_not_averaged() -> None:
 
 
 def test_registry_and_defaults() -> None:
-    loss = build_loss("hmmc", variant=None)
+    loss = HmmcLoss(variant=None)
     assert isinstance(loss, HmmcLoss)
     assert loss.margin == pytest.approx(0.2)
     assert loss.weights == {"hmmc_cross": 1.0, "hmmc_intra_image": 1.0, "hmmc_intra_text": 1.0}

@@ -1,6 +1,3 @@
-"""The application: wires the library into DVC stages, Prefect flows and commands.
+"""The application: wires the library into DVC stages, Prefect flows and the served search; alone knows artifact paths."""
 
-This package alone knows where artifacts live (``rsitr.app.paths``). DVC runs the data
-stages (``data_stages``); the Prefect flows (``flows``) run the model work, one step per
-module: ``keywords``, ``training``, ``evaluation``, ``c2f``, ``registry``, ``leaderboard``.
-"""
+import rsitr.methods  # noqa: F401 - registers the built-in methods before any params are read

@@ -31,9 +31,10 @@ from rsitr.app.locks import note_run, variant_lock
 from rsitr.app.paths import FOUNDATION_DIR, ProjectPaths
 from rsitr.app.runs import RunRecord, mark_active, read_active_run
 from rsitr.app.training import terminate_as_exception
-from rsitr.config import BenchmarkParams, RsitrParams, VariantParams, ZeroshotOptions, flatten, to_dict
+from rsitr.config import BenchmarkParams, RsitrParams, VariantParams, flatten, to_dict
 from rsitr.data.corpus import CsvCorpus, WebDatasetCorpus, detect_format, open_corpus
 from rsitr.errors import Terminated
+from rsitr.methods.zeroshot import SPEC as ZEROSHOT
 from rsitr.models import build_model
 from rsitr.models.factory import build_clip
 from rsitr.tracking.mlflow_tracking import Tracker, ensure_reachable, tracking_uri
@@ -44,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 FOUNDATION = FOUNDATION_DIR
 CORPUS_DATASET = "rsitr-pretrain-corpus"
-PRETRAIN_CODE = ("config", "data", "models", "training")
+PRETRAIN_ROOTS = ("rsitr.training.pretrain",)
 
 
 def open_pretrain_corpus(params: RsitrParams) -> CsvCorpus | WebDatasetCorpus:
@@ -68,7 +69,7 @@ def pretrain_fingerprint(params: RsitrParams, version: str) -> str:
     """What the foundation depends on: pretrain values, the base model, the corpus version and the code."""
     values = {k: v for k, v in to_dict(params.pretrain).items() if k != "enabled"}
     return digest({"pretrain": values, "model": to_dict(params.model), "seed": params.seed, "corpus": version,
-                   "code": code_version(PRETRAIN_CODE)})
+                   "code": code_version(PRETRAIN_ROOTS)})
 
 
 def _start_tracker(params: RsitrParams, corpus: CsvCorpus | WebDatasetCorpus, version: str,
@@ -146,7 +147,7 @@ def _publish(params: RsitrParams, result: PretrainResult, tracker: Tracker | Non
 def foundation_params(params: RsitrParams) -> RsitrParams:
     """``params`` with one zero-shot variant, ``foundation``, on the published foundation weights."""
     paths = ProjectPaths.of(params)
-    variant = VariantParams(name=FOUNDATION, method="zeroshot", train=params.train, options=ZeroshotOptions(),
+    variant = VariantParams(name=FOUNDATION, method=ZEROSHOT.name, train=params.train, options=ZEROSHOT.options(),
                             eval=params.eval)
     return dataclasses.replace(
         params, model=dataclasses.replace(params.model, pretrained=str(paths.foundation_checkpoint)),

@@ -31,11 +31,11 @@ from rsitr.app.keywords import variant_keywords
 from rsitr.app.locks import note_run, variant_lock
 from rsitr.app.paths import ProjectPaths
 from rsitr.app.runs import RunRecord, mark_active, published_checkpoint, read_active_run
-from rsitr.config import RsitrParams, base_weights, to_dict
+from rsitr.config import RsitrParams, base_weights, method_spec, to_dict
 from rsitr.data.manifest import read_manifest
 from rsitr.errors import Terminated
 from rsitr.tracking.mlflow_tracking import Tracker, ensure_reachable, tracking_uri
-from rsitr.training.trainer import TrainResult, train_variant, write_train_summary
+from rsitr.training.trainer import TrainJob, TrainResult, train_variant, write_train_summary
 
 DATASET_NAME = "rsitr-processed-manifest"
 
@@ -88,7 +88,7 @@ def _log_config(tracker: Tracker, params: RsitrParams, variant: str) -> None:
 
 def _keywords_if_needed(params: RsitrParams, variant: str) -> list[str] | None:
     v = params.variant(variant)
-    return variant_keywords(params) if v.method == "ebaker" and getattr(v.options, "ker", False) else None
+    return variant_keywords(params) if method_spec(v.method).uses_keywords(v.options) else None
 
 
 def with_parent_checkpoint(params: RsitrParams, variant: str) -> RsitrParams:
@@ -113,9 +113,10 @@ def fit(params: RsitrParams, variant: str, *, resume: bool = False, tracker: Tra
     no MLflow run unless ``tracker``); ``run_key`` defaults to the step fingerprint."""
     paths = ProjectPaths.of(params)
     run_key = run_key if run_key is not None else train_fingerprint(params, variant)
-    return train_variant(with_parent_checkpoint(params, variant), variant, out_dir=paths.staging_dir(variant),
-                         manifest=read_manifest(paths.manifest), keywords=_keywords_if_needed(params, variant),
-                         resume=resume, tracker=tracker, progress=progress, run_key=run_key, resume_lr=resume_lr)
+    job = TrainJob(out_dir=paths.staging_dir(variant), manifest=read_manifest(paths.manifest),
+                   keywords=_keywords_if_needed(params, variant), resume=resume, tracker=tracker, progress=progress,
+                   run_key=run_key, resume_lr=resume_lr)
+    return train_variant(with_parent_checkpoint(params, variant), variant, job)
 
 
 def publish(params: RsitrParams, variant: str, result: TrainResult, record: RunRecord) -> None:

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from rsitr.config import RsitrParams, load_params
+import rsitr.methods  # noqa: F401 - registers the built-in methods before any params are read
 
 
 def add_params_options(parser: argparse.ArgumentParser) -> None:

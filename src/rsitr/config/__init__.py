@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,7 +20,6 @@ from rsitr.config.schema import (
     DATASET_FORMATS,
     AugmentParams,
     BenchmarkParams,
-    METHOD_OPTIONS,
     CoarseToFineParams,
     DatasetParams,
     DedupParams,
@@ -48,14 +46,16 @@ from rsitr.config.schema import (
     method_options,
 )
 from rsitr.config.schema import PretrainParams, SynthCorpusParams
+from rsitr.config.methods import METHODS, MethodSpec, method_spec, register_method, unregister_method
 from rsitr.errors import ConfigError, unknown_name
 
 __all__ = [
     "AugmentParams",
     "BenchmarkParams",
     "DATASET_FORMATS",
-    "METHOD_OPTIONS",
     "CoarseToFineParams",
+    "METHODS",
+    "MethodSpec",
     "DatasetParams",
     "DedupParams",
     "EbakerOptions",
@@ -82,6 +82,9 @@ __all__ = [
     "SynthCorpusParams",
     "flatten",
     "load_params",
+    "method_spec",
+    "register_method",
+    "unregister_method",
     "method_options",
     "params_from_dict",
     "to_dict",
@@ -174,11 +177,15 @@ def _build_variants(raw: Any, raw_train: Mapping[str, Any], raw_eval: Mapping[st
         if unknown:
             raise ConfigError(f"unknown key '{path}.{unknown[0]}' in params; valid keys of {path}: {', '.join(_VARIANT_KEYS)}")
         method = entry.get("method")
-        if method not in METHOD_OPTIONS:
-            raise ConfigError(f"{path}.method: " + unknown_name("method", str(method), list(METHOD_OPTIONS)))
+        if not isinstance(method, str):
+            raise ConfigError(f"{path}.method: expected a method name; valid methods: {', '.join(sorted(METHODS))}")
+        try:
+            spec = method_spec(method)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}.method: {exc}") from None
         train = build_dataclass(TrainParams, _merge(raw_train, entry.get("train") or {}), f"{path}.train")
         evaluation = build_dataclass(EvalParams, _merge(raw_eval, entry.get("eval") or {}), f"{path}.eval")
-        options = build_dataclass(METHOD_OPTIONS[method], entry.get("options"), f"{path}.options")
+        options = build_dataclass(spec.options, entry.get("options"), f"{path}.options")
         variants[str(name)] = VariantParams(name=str(name), method=method, train=train, options=options, eval=evaluation)
     return variants
 
@@ -217,11 +224,8 @@ def _check_init_chain(params: RsitrParams, variant: VariantParams) -> None:
         if parent in seen:
             raise ConfigError(f"{key}: the chain {' -> '.join([*seen, parent])} is a cycle")
         if not params.variants[parent].trains:
-            raise ConfigError(f"{key}: variant {parent!r} does not train (method zeroshot); name a trained variant")
+            raise ConfigError(f"{key}: variant {parent!r} does not train (method {params.variants[parent].method} "
+                              "is evaluation only); name a trained variant")
         seen.append(parent)
         current = params.variants[parent]
 
-
-def replace(params: RsitrParams, **changes: Any) -> RsitrParams:
-    """``dataclasses.replace`` re-exported for convenience in tests."""
-    return dataclasses.replace(params, **changes)

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from rsitr.config.methods import method_spec
 from rsitr.errors import ConfigError, unknown_name
 
 DATASET_FORMATS = ("precomp", "karpathy", "nwpu", "csv")
@@ -397,14 +398,6 @@ def base_weights(variant: Any, model: ModelParams) -> str:
     return "" if isinstance(options, ZeroshotOptions) and options.weights == "random" else model.pretrained
 
 
-METHOD_OPTIONS: dict[str, type] = {
-    "zeroshot": ZeroshotOptions,
-    "finetune": FinetuneOptions,
-    "petl": PetlOptions,
-    "ebaker": EbakerOptions,
-}
-
-
 def method_options(variant: Any, cls: type) -> Any:
     """``variant.options`` when it is a ``cls``; the schema defaults when no variant is given.
 
@@ -439,7 +432,8 @@ class VariantParams:
 
     @property
     def trains(self) -> bool:
-        return self.method != "zeroshot"
+        """Whether the variant's method has a loss (an evaluation-only method does not)."""
+        return method_spec(self.method).trains
 
 
 @dataclass(frozen=True)
@@ -491,9 +485,6 @@ class RsitrParams:
 
 # ---------------------------------------------------------------------------------------
 # Continual CLIP pretraining on an image-caption corpus (RemoteCLIP / GeoRSCLIP style).
-
-CORPUS_FORMATS = ("auto", "csv", "webdataset")
-
 
 @dataclass(frozen=True)
 class SynthCorpusParams:

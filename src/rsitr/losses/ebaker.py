@@ -50,6 +50,7 @@ from torch import nn
 
 from rsitr.config.schema import EbakerOptions, method_options
 from rsitr.data.manifest import select_split
+from rsitr.losses.base import TrainerLoss
 from rsitr.losses.infonce import masked_cross_entropy, same_image_mask
 from rsitr.models.local_alignment import local_similarity
 
@@ -105,7 +106,7 @@ def quantile_threshold(values: torch.Tensor, ratio: float) -> float:
     return float(torch.quantile(values.float(), float(ratio), interpolation="lower"))
 
 
-class EbakerLoss(nn.Module):
+class EbakerLoss(TrainerLoss):
     """Loss contract: ``outputs`` (``EbakerModel.forward``) and ``batch`` in, named terms out.
 
     Under data parallelism (``rsitr.training.distributed.GlobalBatchLoss``) the global and
@@ -236,6 +237,10 @@ class EbakerLoss(nn.Module):
     def eliminated_caption_ids(self) -> list[int]:
         """Distinct training caption ids (indices into the train split's captions) ever eliminated."""
         return sorted({int(r["caption_id"]) for r in self.eliminated})
+
+    def write_artifacts(self, folder: Path) -> list[Path]:
+        """``eliminated.json``: which training pairs EBA dropped, per epoch."""
+        return [self.export_eliminated(Path(folder) / "eliminated.json")]
 
     def export_eliminated(self, path: str | Path) -> Path:
         """Write the elimination records (e.g. ``models/<variant>/eliminated.json``)."""

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from rsitr.config import PetlOptions, method_options
+from rsitr.losses.base import TrainerLoss
 from rsitr.losses.infonce import same_image_mask
 
 REQUIRED_OUTPUTS = ("image_features", "text_features", "image_features_aug", "text_features_aug")
@@ -54,7 +54,7 @@ def max_violation_hinge(
     return row_cost.max(dim=1).values.sum() + col_cost.max(dim=0).values.sum()
 
 
-class HmmcLoss(nn.Module):
+class HmmcLoss(TrainerLoss):
     """Loss contract: ``outputs`` dict in (``PetlModel.forward``), named weighted terms out."""
 
     def __init__(self, variant: object | None = None):

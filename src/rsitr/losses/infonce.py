@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+from rsitr.losses.base import TrainerLoss
 
 NEG_INF = -1.0e4  # large negative instead of -inf keeps bf16/fp16 softmax finite
 
@@ -50,7 +51,7 @@ def symmetric_infonce(
     return 0.5 * (masked_cross_entropy(logits, mask) + masked_cross_entropy(logits.T, mask))
 
 
-class InfoNCELoss(nn.Module):
+class InfoNCELoss(TrainerLoss):
     """Loss contract: ``outputs`` dict in, dict of named scalar terms out."""
 
     def __init__(self, variant: object | None = None):

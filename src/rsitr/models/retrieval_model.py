@@ -110,6 +110,9 @@ class RetrievalModel(nn.Module):
         return self.similarity(image_embeddings["global"], text_embeddings["global"])
 
     # ------------------------------------------------------------------ bookkeeping
+    def set_keywords(self, keywords: Sequence[str]) -> None:
+        """The keyword list, for a method whose ``MethodSpec.uses_keywords`` (EBAKER's KER); default: unused."""
+
     def configure_trainable(self) -> None:
         """Full fine-tune: everything trains. Subclasses freeze what they keep fixed."""
         for parameter in self.parameters():

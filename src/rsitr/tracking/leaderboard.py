@@ -42,7 +42,7 @@ from typing import Any
 import pandas as pd
 
 from rsitr.config import ReportParams, RsitrParams
-from rsitr.models import METHODS
+from rsitr.config import METHODS
 from rsitr.retrieval.ranks import QueryRanks, load_ranks
 from rsitr.tracking.claims import COLUMNS as CLAIM_COLUMNS, claims_table
 from rsitr.tracking.mlflow_tracking import ensure_reachable, tracking_uri

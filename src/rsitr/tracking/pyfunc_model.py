@@ -50,6 +50,7 @@ from rsitr.data.images import ImageLoader
 from rsitr.errors import DataError
 from rsitr.models import build_model
 from rsitr.retrieval.hash_head import HASH_HEADS_FILE, HashHeads, load_hash_heads
+import rsitr.methods  # noqa: F401 - registers the built-in methods before any params are read
 
 WEIGHTS = "weights"
 CONFIG = "config"

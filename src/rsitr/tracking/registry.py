@@ -30,6 +30,7 @@ from rsitr.config import RsitrParams, to_dict
 from rsitr.errors import ConfigError, ModelError, TrackingError
 from rsitr.tracking.mlflow_tracking import ensure_reachable, fluent_uri, tracking_uri
 from rsitr.tracking.pyfunc_model import log_embedding_model
+import rsitr.methods  # noqa: F401 - registers the built-in methods before any params are read
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"

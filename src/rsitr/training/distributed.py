@@ -15,11 +15,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch import nn
+
+from rsitr.losses.base import TrainerLoss
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ def scale_gradient(value: torch.Tensor, factor: float) -> torch.Tensor:
     return value * factor - value.detach() * (factor - 1.0)
 
 
-class GlobalBatchLoss(nn.Module):
+class GlobalBatchLoss(TrainerLoss):
     """Wrap a loss so that it sees the global batch across ranks.
 
     Gathers ``loss.gather_keys`` from the outputs (default: every tensor whose first dim is
@@ -82,7 +84,7 @@ class GlobalBatchLoss(nn.Module):
     gradient is divided by the world size to cancel the global terms' scaling.
     """
 
-    def __init__(self, loss: nn.Module, context: DistributedContext):
+    def __init__(self, loss: TrainerLoss, context: DistributedContext):
         super().__init__()
         self.loss = loss
         self.context = context
@@ -92,7 +94,7 @@ class GlobalBatchLoss(nn.Module):
             return self.loss(outputs, batch)
         size = batch["images"].shape[0]
         world = float(self.context.world_size)
-        keys = getattr(self.loss, "gather_keys", None)
+        keys = self.loss.gather_keys
         gathered_outputs = dict(outputs)
         for key, value in outputs.items():
             if not isinstance(value, torch.Tensor):
@@ -108,7 +110,7 @@ class GlobalBatchLoss(nn.Module):
         for key in ("image_ids", "caption_ids"):
             if key in batch:
                 gathered_batch[key] = all_gather_with_grad(batch[key], self.context)
-        local_terms = set(getattr(self.loss, "local_terms", ()))
+        local_terms = set(self.loss.local_terms)
         terms = self.loss(gathered_outputs, gathered_batch)
         return {
             name: value if name in local_terms else scale_gradient(value, world)
@@ -117,11 +119,13 @@ class GlobalBatchLoss(nn.Module):
 
     # the trainer calls these on the loss it holds; forward them to the wrapped loss
     def on_epoch_start(self, epoch: int) -> None:
-        if hasattr(self.loss, "on_epoch_start"):
-            self.loss.on_epoch_start(epoch)
+        self.loss.on_epoch_start(epoch)
 
     def epoch_summary(self) -> dict[str, float]:
-        return self.loss.epoch_summary() if hasattr(self.loss, "epoch_summary") else {}
+        return self.loss.epoch_summary()
+
+    def write_artifacts(self, folder: Path) -> list[Path]:
+        return self.loss.write_artifacts(folder)
 
     def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return self.loss.state_dict(*args, **kwargs)

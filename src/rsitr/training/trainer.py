@@ -123,35 +123,37 @@ class Session:
             self.tracker.log_metrics(values, step=step)
 
 
-def train_variant(
-    params: RsitrParams,
-    variant_name: str,
-    *,
-    out_dir: str | Path,
-    manifest: pd.DataFrame,
-    keywords: Sequence[str] | None = None,
-    resume: bool = False,
-    tracker: Any | None = None,
-    progress: bool = True,
-    context: DistributedContext | None = None,
-    run_key: str = "",
-    resume_lr: float | None = None,
-) -> TrainResult:
-    """Train ``variant_name`` on the manifest's train split; checkpoints go to ``out_dir``.
+@dataclass(frozen=True, eq=False)
+class TrainJob:
+    """What one training run is given beside the params; the application fills it.
 
     ``run_key`` names the run (the application passes the step fingerprint): every checkpoint
     stores it, and ``resume`` continues ``last.pt`` only when it carries the same key;
     ``resume_lr`` replaces the optimizer's base learning rate when resuming (e.g. after a NaN).
+    """
+
+    out_dir: Path
+    manifest: pd.DataFrame
+    keywords: Sequence[str] | None = None
+    resume: bool = False
+    tracker: Any | None = None
+    progress: bool = True
+    context: DistributedContext | None = None
+    run_key: str = ""
+    resume_lr: float | None = None
+
+
+def train_variant(params: RsitrParams, variant_name: str, job: TrainJob) -> TrainResult:
+    """Train ``variant_name`` on the manifest's train split; checkpoints go to ``job.out_dir``.
+
     Under torchrun (``WORLD_SIZE`` > 1) every rank trains its shard of each global batch
     with DistributedDataParallel; only rank 0 logs, validates and writes checkpoints.
     """
-    session = _start_session(params, params.variant(variant_name), Path(out_dir), keywords, tracker, progress,
-                             context)
-    session.run_key, session.resume_lr = run_key, resume_lr
+    session = _start_session(params, params.variant(variant_name), job)
     if not session.variant.trains:
         return _zero_shot(session)
-    _prepare_training(session, manifest)
-    state = _restore(session) if resume and _resumable(session) else _fresh_state(session)
+    _prepare_training(session, job.manifest)
+    state = _restore(session) if job.resume and _resumable(session) else _fresh_state(session)
     _wrap_for_ddp(session)
     for epoch in range(state.epoch, session.variant.train.epochs):
         _train_epoch(session, state, epoch)
@@ -159,27 +161,28 @@ def train_variant(
     return _finish(session, state)
 
 
-def _start_session(params: RsitrParams, variant: VariantParams, out: Path, keywords: Sequence[str] | None,
-                   tracker: Any | None, progress: bool, context: DistributedContext | None) -> Session:
+def _start_session(params: RsitrParams, variant: VariantParams, job: TrainJob) -> Session:
     train = variant.train
     device = resolve_device(train.device)
-    context = context or init_distributed(device)
+    context = job.context or init_distributed(device)
     if context.enabled and device.type == "cuda":
         device = torch.device("cuda", context.local_rank)
+    out = Path(job.out_dir)
     if context.is_main:
         out.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(out)
     seed_everything(train.seed)  # identical initial weights on every rank
     model = build_model(params, variant)
-    if keywords is not None and hasattr(model, "set_keywords"):
-        model.set_keywords(keywords)
+    if job.keywords is not None:
+        model.set_keywords(job.keywords)
     if train.init_from:
         model.load_saved_state_dict(load_checkpoint(train.init_from)["model"])
     model.to(device)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) if variant.trains else 0
-    session = Session(params, variant, out, device, context, model, tracker, progress and context.is_main,
+    session = Session(params, variant, out, device, context, model, job.tracker, job.progress and context.is_main,
                       total, trainable)
+    session.run_key, session.resume_lr = job.run_key, job.resume_lr
     session.log({"total_params": total, "trainable_params": trainable})
     return session
 
@@ -281,8 +284,7 @@ def _train_epoch(session: Session, state: Progress, epoch: int) -> None:
     """One pass over the training items, then validation and checkpoints (rank 0)."""
     train = session.variant.train
     started = time.perf_counter()
-    if hasattr(session.loss_fn, "on_epoch_start"):
-        session.loss_fn.on_epoch_start(epoch)
+    session.loss_fn.on_epoch_start(epoch)
     session.model.train()
     batches = train_batches(session.dataset, train.batch_size, epoch, train.num_workers, session.model.tokenize,
                             session.context)
@@ -300,8 +302,7 @@ def _train_epoch(session: Session, state: Progress, epoch: int) -> None:
     seconds = time.perf_counter() - started
     session.epoch_times.append(seconds)
     record = {f"epoch_{k}": v / max(1, steps) for k, v in sums.items()}
-    if hasattr(session.loss_fn, "epoch_summary"):
-        record.update(session.loss_fn.epoch_summary())
+    record.update(session.loss_fn.epoch_summary())
     rng_states = gather_rng_states(session.context)
     if session.main:
         _end_epoch(session, state, epoch, record, seconds, rng_states)
@@ -376,9 +377,8 @@ def _run_id(session: Session) -> str | None:
 
 
 def _finish(session: Session, state: Progress) -> TrainResult:
-    inner = getattr(session.loss_fn, "loss", session.loss_fn)
-    if session.main and hasattr(inner, "export_eliminated"):
-        inner.export_eliminated(session.out / "eliminated.json")  # EBA: which pairs were dropped
+    if session.main:
+        session.loss_fn.write_artifacts(session.out)  # e.g. EBA's eliminated.json
     if not session.main:
         return _result(session, state, "", 0)
     best = session.out / CHECKPOINT_BEST
