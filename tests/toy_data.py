@@ -101,6 +101,8 @@ def toy_params_dict(root: Path, *, arch: str = TEST_ARCH, **train: object) -> di
                   "reports": str(root / "reports")},
         "datasets": [{"name": "toy", "format": "precomp", "root": str(root)}],
         "train": {"epochs": 2, "batch_size": 16, "lr": 1.0e-3, "warmup_steps": 2, **train},
+        "eval": {"languages": ["en"]},  # the toy captions are English only
+        "pretrain": {"enabled": False},
         "tracking": {"uri": f"sqlite:///{root}/mlflow.db"},
         "variants": {"zeroshot": {"method": "zeroshot"}, "finetune": {"method": "finetune"}},
     }

@@ -105,7 +105,8 @@ def stub_loader() -> ImageLoader:
 def small_c2f(**changes) -> CoarseToFineParams:
     # batch-averaged regularisers (the rsitr option): with the released sums this 32-bit stub's
     # coarse mR is ~72 instead of > 80 (the summed default is covered in test_hash_head.py)
-    values = dict(bits=32, hidden=64, epochs=40, lr=3e-3, batch_size=32, candidates=10, regulariser_reduction="mean")
+    values = dict(bits=32, hidden=64, epochs=40, lr=3e-3, batch_size=32, candidates=10, candidate_share=0.0,
+                  regulariser_reduction="mean")
     values.update(changes)
     return CoarseToFineParams(**values)
 

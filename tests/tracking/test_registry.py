@@ -140,6 +140,6 @@ def test_the_foundation_config_loads_on_its_own() -> None:
     from rsitr.config import params_from_dict, to_dict
 
     params = load_params(Path(__file__).resolve().parents[2] / "params.yaml")
-    assert params.benchmark.variants  # the default run names its variants: they must not leak into the bundle
+    assert len(params.variants) > 1  # the default run's variants must not leak into the bundle
     loaded = params_from_dict(to_dict(foundation_params(params)) | {"variants": {"foundation": {"method": "zeroshot"}}})
-    assert list(loaded.variants) == ["foundation"] and loaded.benchmark.variants == ()
+    assert list(loaded.variants) == ["foundation"]

@@ -117,17 +117,18 @@ def code_version(roots: tuple[str, ...], root: Path = PACKAGE_ROOT) -> str:
     return digest.hexdigest()
 
 
-def method_modules(params: RsitrParams, variant: str) -> tuple[str, ...]:
-    """The modules of the variant's model and loss classes (its ``MethodSpec``)."""
+def method_modules(params: RsitrParams, variant: str, with_loss: bool) -> tuple[str, ...]:
+    """The modules of the variant's model class and, for training, its loss class (its ``MethodSpec``)."""
     spec = method_spec(params.variant(variant).method)
-    classes = [spec.model] + ([spec.loss] if spec.loss is not None else [])
+    classes = [spec.model] + ([spec.loss] if with_loss and spec.loss is not None else [])
     return tuple(sorted({cls.__module__ for cls in classes}))
 
 
 def step_code_version(params: RsitrParams, variant: str, step_roots: tuple[str, ...],
                       root: Path = PACKAGE_ROOT) -> str:
-    """The code version of one step (train, evaluate, c2f) of ``variant``."""
-    return code_version(tuple(sorted({*step_roots, *method_modules(params, variant)})), root)
+    """The code version of one step (train, evaluate, c2f) of ``variant``; only training runs the loss."""
+    modules = method_modules(params, variant, with_loss=step_roots == TRAIN_ROOTS)
+    return code_version(tuple(sorted({*step_roots, *modules})), root)
 
 
 def digest(payload: Any) -> str:
@@ -138,7 +139,8 @@ def train_config(params: RsitrParams, variant: str) -> dict[str, Any]:
     """The resolved values training reads: the variant, the model, text handling, seeds."""
     v = params.variant(variant)
     config: dict[str, Any] = {
-        "variant": to_dict(v),
+        "variant": {k: value for k, value in to_dict(v).items() if k not in ("benchmark", "c2f")},  # which runs
+        # include the variant does not change what it trains
         "model": to_dict(params.model),
         "seed": params.seed,
         "text": to_dict(params.text),

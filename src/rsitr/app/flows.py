@@ -4,7 +4,7 @@ DVC owns the data (``dvc repro``: synth -> ingest -> dedup -> split); these flow
 model work and call the library directly:
 
 * ``benchmark``: check the data is current -> keywords -> per variant (train -> evaluate ->
-  coarse-to-fine when listed in ``c2f.variants`` -> register) -> leaderboard.
+  coarse-to-fine when the variant sets ``c2f: true`` -> register) -> leaderboard.
 * ``variant``: the same chain for one variant, then the leaderboard.
 * ``promote``: the promotion gate of one variant.
 
@@ -274,7 +274,7 @@ def _submit_chain(params_path: str, overrides: list[str], params: RsitrParams, v
     train = train_task.submit(params_path, overrides, variant, nproc_per_node, wait_for=after)
     evaluate = evaluate_task.submit(params_path, overrides, variant, wait_for=[train])
     chain = {"train": train, "evaluate": evaluate}
-    if params.c2f.enabled and variant in params.c2f.variants:
+    if params.c2f.enabled and params.variant(variant).c2f:
         chain["c2f"] = c2f_task.submit(params_path, overrides, variant, wait_for=[evaluate])
     if register:
         chain["register"] = register_task.submit(params_path, overrides, variant, wait_for=list(chain.values()))
@@ -360,7 +360,7 @@ def _prepare(params_path: str, overrides: list[str], variants: Sequence[str] | N
     """Validate params and variant names, check the code and the data; the variants to run."""
     check_pinned_commit()
     params = _params(params_path, overrides)  # a bad key, name or setting fails here, before any work
-    selected = list(variants or params.benchmark.variants or params.variants)
+    selected = list(variants or [v.name for v in params.variants.values() if v.benchmark == "default"])
     for name in selected:
         params.variant(name)
     if check_data:
@@ -394,7 +394,7 @@ def benchmark(
 ) -> dict[str, Any]:
     """keywords -> train / evaluate / c2f / register every selected variant -> leaderboard.
 
-    ``variants``: names from params (default: ``benchmark.variants``, or all). ``datasets``: restrict training and
+    ``variants``: names from params (default: those with ``benchmark: default``). ``datasets``: restrict training and
     test sets to these datasets. ``overrides``: ``section.key=value`` strings as ``--set``.
     ``nproc_per_node``: training processes (GPUs) per variant, launched with torchrun.
     ``check_data``: refuse to start when ``dvc status`` says the data stages are stale.

@@ -31,7 +31,7 @@ from rsitr.app.locks import note_run, variant_lock
 from rsitr.app.paths import FOUNDATION_DIR, ProjectPaths
 from rsitr.app.runs import RunRecord, mark_active, read_active_run
 from rsitr.app.training import terminate_as_exception
-from rsitr.config import BenchmarkParams, RsitrParams, VariantParams, flatten, to_dict
+from rsitr.config import RsitrParams, VariantParams, flatten, to_dict
 from rsitr.data.corpus import CsvCorpus, WebDatasetCorpus, detect_format, open_corpus
 from rsitr.errors import Terminated
 from rsitr.methods.zeroshot import SPEC as ZEROSHOT
@@ -151,8 +151,7 @@ def foundation_params(params: RsitrParams) -> RsitrParams:
                             eval=params.eval)
     return dataclasses.replace(
         params, model=dataclasses.replace(params.model, pretrained=str(paths.foundation_checkpoint)),
-        variants=types.MappingProxyType({FOUNDATION: variant}), c2f=dataclasses.replace(params.c2f, variants=()),
-        benchmark=BenchmarkParams(),
+        variants=types.MappingProxyType({FOUNDATION: variant}),
     )
 
 

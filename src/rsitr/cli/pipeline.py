@@ -36,7 +36,8 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
     prefect_environment(Path.cwd())
     from rsitr.app.flows import benchmark
 
-    variants = list(args.variant or []) + (list(params.benchmark.ablations) if args.ablations else [])
+    ablations = [v.name for v in params.variants.values() if v.benchmark == "ablations"] if args.ablations else []
+    variants = list(args.variant or []) + ablations
     result = benchmark(variants=variants or None, overrides=args.overrides, params_path=args.params,
                        register_models=not args.no_register, check_data=not args.no_check_data)
     print_json({"leaderboard": result["leaderboard"]["markdown"], "seconds": result["seconds"],
@@ -47,9 +48,9 @@ def register(commands: Any) -> None:
     sub = commands.add_parser("benchmark", help="run the Prefect benchmark flow here: keywords, train, evaluate, "
                                                 "c2f, register, leaderboard (skips what is up to date)")
     add_params_options(sub)
-    sub.add_argument("--variant", action="append", help="only these variants (repeatable; default: benchmark.variants)")
+    sub.add_argument("--variant", action="append", help="only these variants (repeatable; default: the variants with benchmark: default)")
     sub.add_argument("--ablations", action="store_true",
-                     help="run the variants of benchmark.ablations (the rsitr options against the paper-exact variants)")
+                     help="run the variants with benchmark: ablations (the rsitr options against the paper-exact variants)")
     sub.add_argument("--no-register", action="store_true", help="do not register models in MLflow")
     sub.add_argument("--no-check-data", action="store_true", help="do not check `dvc status` first")
     sub.set_defaults(handler=cmd_benchmark)

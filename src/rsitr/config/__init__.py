@@ -19,7 +19,6 @@ from rsitr.config.loader import apply_overrides, build_dataclass, coerce, flatte
 from rsitr.config.schema import (
     DATASET_FORMATS,
     AugmentParams,
-    BenchmarkParams,
     CoarseToFineParams,
     DatasetParams,
     DedupParams,
@@ -51,7 +50,6 @@ from rsitr.errors import ConfigError, unknown_name
 
 __all__ = [
     "AugmentParams",
-    "BenchmarkParams",
     "DATASET_FORMATS",
     "CoarseToFineParams",
     "METHODS",
@@ -104,14 +102,14 @@ _SECTIONS: dict[str, type] = {
     "tracking": TrackingParams,
     "promotion": PromotionParams,
     "c2f": CoarseToFineParams,
-    "benchmark": BenchmarkParams,
     "report": ReportParams,
     "serve": ServeParams,
     "synth_corpus": SynthCorpusParams,
     "pretrain": PretrainParams,
 }
 _TOP_LEVEL_KEYS = sorted([*_SECTIONS, "seed", "datasets", "variants"])
-_VARIANT_KEYS = ("method", "train", "options", "eval")
+_VARIANT_KEYS = ("method", "train", "options", "eval", "benchmark", "c2f")
+_VARIANT_RUNS = ("default", "ablations", "off")
 
 
 def load_params(path: str | Path = "params.yaml", overrides: Sequence[str] = ()) -> RsitrParams:
@@ -186,17 +184,17 @@ def _build_variants(raw: Any, raw_train: Mapping[str, Any], raw_eval: Mapping[st
         train = build_dataclass(TrainParams, _merge(raw_train, entry.get("train") or {}), f"{path}.train")
         evaluation = build_dataclass(EvalParams, _merge(raw_eval, entry.get("eval") or {}), f"{path}.eval")
         options = build_dataclass(spec.options, entry.get("options"), f"{path}.options")
-        variants[str(name)] = VariantParams(name=str(name), method=method, train=train, options=options, eval=evaluation)
+        run = entry.get("benchmark", "default")
+        if run not in _VARIANT_RUNS:
+            raise ConfigError(f"{path}.benchmark: " + unknown_name("benchmark run", str(run), _VARIANT_RUNS))
+        c2f = coerce(bool, entry.get("c2f", False), f"{path}.c2f")
+        variants[str(name)] = VariantParams(name=str(name), method=method, train=train, options=options,
+                                            eval=evaluation, benchmark=run, c2f=c2f)
     return variants
 
 
 def _check_cross_references(params: RsitrParams) -> None:
     names = {d.name for d in params.datasets}
-    for key, listed in (("c2f.variants", params.c2f.variants), ("benchmark.variants", params.benchmark.variants),
-                        ("benchmark.ablations", params.benchmark.ablations)):
-        for variant in listed:
-            if variant not in params.variants:
-                raise ConfigError(f"{key}: " + unknown_name("variant", variant, list(params.variants)))
     for scope, evaluation, train in [("", params.eval, params.train)] + [
         (f"variants.{v.name}.", v.eval, v.train) for v in params.variants.values()
     ]:

@@ -2,12 +2,14 @@
 
 ``params.yaml`` is the single source of values; these classes give every value its
 type and default, and reject anything else. Method-specific options live in one
-dataclass per training method (``METHOD_OPTIONS``), selected by a variant's ``method``.
+dataclass per training method (named by its ``MethodSpec``, ``rsitr.config.methods``).
 
 Faithful by default (``docs/methods.md``): the defaults of every method's options are its
 paper's (or, where paper and released code disagree, the behaviour docs/methods.md names);
 each rsitr improvement is a named option that a variant turns on in ``params.yaml``. These
-classes hold the ONLY defaults; ``params.yaml`` sets only what differs on purpose.
+classes' defaults are params.yaml's values (``tests/config/test_defaults.py`` checks every
+one), so a section params.yaml omits behaves as if it were copied from params.yaml; a variant's
+``options`` in params.yaml set only what differs on purpose from its paper's defaults.
 """
 
 from __future__ import annotations
@@ -141,7 +143,7 @@ class AugmentParams:
 
 @dataclass(frozen=True)
 class TrainParams:
-    epochs: int = 6
+    epochs: int = 2
     batch_size: int = 64
     optimizer: Literal["adam", "adamw", "sgd"] = "adamw"
     lr: float = 5.0e-4
@@ -183,7 +185,7 @@ class TrainParams:
 @dataclass(frozen=True)
 class EvalParams:
     test_sets: tuple[str, ...] = ()  # empty: every dataset with ``evaluate: true`` and a test split
-    languages: tuple[str, ...] = ("en",)
+    languages: tuple[str, ...] = ("en", "ar")  # each caption language of a test set, on the same images
     batch_size: int = 256
 
     def validate(self, path: str) -> None:
@@ -204,15 +206,6 @@ class PromotionParams:
     test_set: str = "synth_rsicd"
     language: str = "en"
     margin: float = 0.5
-
-
-@dataclass(frozen=True)
-class BenchmarkParams:
-    """Which variants ``rsitr benchmark`` runs: ``variants`` (``make run``; empty: every variant)
-    and ``ablations`` (``rsitr benchmark --ablations``, ``make ablations``)."""
-
-    variants: tuple[str, ...] = ()
-    ablations: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -239,7 +232,6 @@ class CoarseToFineParams:
     """CFITR-style retrieval (Zhou, Wu, Deng, GRSL 2024): hash codes, PPSR, re-ranking."""
 
     enabled: bool = True
-    variants: tuple[str, ...] = ()  # variants that get a "+ c2f" evaluation in `dvc repro`
     bits: int = 128
     hidden: int = 256
     epochs: int = 20
@@ -250,7 +242,7 @@ class CoarseToFineParams:
     balance_weight: float = 0.01
     regulariser_reduction: Literal["sum", "mean"] = "sum"  # over the batch: sum as released; mean: rsitr option
     candidates: int = 70  # fine-scored candidates per query (CFITR's top 70 on RSICD's 1,093 test images: 6.4%)
-    candidate_share: float = 0.0  # > 0: each query re-scores this share of its gallery instead (rounded up)
+    candidate_share: float = 0.064  # > 0: each query re-scores this share of its gallery (rounded up); 0: candidates
     ppsr: bool = True
     ppsr_k: int = 10
     coarse_only: bool = False
@@ -318,7 +310,7 @@ class ServeParams:
 
 @dataclass(frozen=True)
 class ZeroshotOptions:
-    """CLIP zero-shot: evaluation only (seed 000).
+    """CLIP zero-shot: evaluation only (Radford et al., ICML 2021).
 
     ``weights``: "pretrained" evaluates ``model.pretrained`` (the foundation on the default
     run); "random" evaluates the architecture's seeded random initialisation, the chance
@@ -330,7 +322,7 @@ class ZeroshotOptions:
 
 @dataclass(frozen=True)
 class FinetuneOptions:
-    """Full fine-tune with symmetric InfoNCE and CLIP's learnable temperature (seed 000)."""
+    """Full fine-tune with symmetric InfoNCE and CLIP's learnable temperature (Radford et al., ICML 2021)."""
 
     init_temperature: float = 0.07
     learnable_temperature: bool = True
@@ -421,7 +413,9 @@ class VariantParams:
     """One trainable/evaluable variant: a method, its options, and its resolved training values.
 
     In params.yaml ``train`` holds only the overrides of the global ``train`` section;
-    here it is the fully resolved ``TrainParams``.
+    here it is the fully resolved ``TrainParams``. ``benchmark`` says which run trains it:
+    ``default`` (``make run``, ``rsitr benchmark``), ``ablations`` (``make ablations``,
+    ``rsitr benchmark --ablations``) or ``off``; ``c2f`` adds its coarse-to-fine evaluation.
     """
 
     name: str
@@ -429,6 +423,8 @@ class VariantParams:
     train: TrainParams
     options: Any
     eval: EvalParams
+    benchmark: Literal["default", "ablations", "off"] = "default"  # run by `make run` | `make ablations` | neither
+    c2f: bool = False  # also evaluated coarse-to-fine ("<variant> + c2f") when c2f.enabled
 
     @property
     def trains(self) -> bool:
@@ -467,7 +463,6 @@ class RsitrParams:
     variants: Mapping[str, VariantParams]
     synth_corpus: SynthCorpusParams = field(default_factory=lambda: SynthCorpusParams())
     pretrain: PretrainParams = field(default_factory=lambda: PretrainParams())
-    benchmark: BenchmarkParams = field(default_factory=lambda: BenchmarkParams())
     report: ReportParams = field(default_factory=lambda: ReportParams())
 
     def variant(self, name: str) -> VariantParams:
@@ -497,7 +492,7 @@ class SynthCorpusParams:
     wrong_caption_rate: float = 0.05
     noise_word_rate: float = 0.25
     shard_size: int = 1000
-    workers: int = 1
+    workers: int = 2
 
     def validate(self, path: str) -> None:
         at_least(self, path, 1, "images", "shard_size", "workers")
@@ -514,7 +509,7 @@ class SynthCorpusParams:
 class PretrainParams:
     """Continual CLIP pretraining (``rsitr pretrain``): a corpus and open_clip_train's values."""
 
-    enabled: bool = False  # the benchmark flow pretrains first and every variant starts from the foundation
+    enabled: bool = True  # the benchmark flow pretrains first and every variant starts from the foundation
     corpus: str = "data/corpus/synth/corpus.csv"  # a CSV, or WebDataset shards (file, glob, {000..009}, folder)
     format: Literal["auto", "csv", "webdataset"] = "auto"
     csv_img_key: str = "filepath"

@@ -63,9 +63,8 @@ def _bundled_params(params: RsitrParams, variant: str) -> dict[str, Any]:
     for start in ("init_from", "init_from_variant"):  # the bundled weights are complete: no parent to find
         entry["train"].pop(start, None)
     tree["variants"] = {variant: entry}
-    tree["c2f"]["variants"] = [v for v in tree["c2f"]["variants"] if v == variant]  # names only this variant
     tree.pop("serve", None)  # how a service runs is not part of the model (and older rsitr reads the bundle too)
-    tree.pop("benchmark", None)  # nor which variants a benchmark run trains
+    entry.pop("benchmark", None)  # nor which run trains it
     return tree
 
 
