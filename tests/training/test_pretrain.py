@@ -11,7 +11,7 @@ import torch
 
 from rsitr.config import ModelParams, PretrainParams
 from rsitr.data.corpus import CsvCorpus, WebDatasetCorpus
-from rsitr.data.synth_corpus import generate_corpus
+from rsitr.data.synth_corpus import CorpusOptions, generate_corpus
 from rsitr.losses.infonce import symmetric_infonce
 from rsitr.models.checkpoints import read_state_dict
 from rsitr.models.factory import build_clip
@@ -25,7 +25,7 @@ SETTINGS = PretrainParams(batch_size=8, lr=2e-3, warmup_steps=1, shuffle_buffer=
 @pytest.fixture(scope="module")
 def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("corpus")
-    generate_corpus(out, 16, seed=3, image_size=(32, 48), shard_size=10, progress=False)
+    generate_corpus(out, 16, seed=3, options=CorpusOptions(image_size=(32, 48), shard_size=10), progress=False)
     return out
 
 
