@@ -65,13 +65,13 @@ try:
     from rsitr.config import ModelParams, PretrainParams
     from rsitr.data.corpus import CsvCorpus
     from rsitr.models.factory import MODEL_CONFIG_DIR, build_clip
-    from rsitr.training.pretrain import PretrainState, pretrain
+    from rsitr.training.pretrain import PretrainHooks, PretrainState, pretrain
 except ImportError:  # running from a source checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from rsitr.config import ModelParams, PretrainParams
     from rsitr.data.corpus import CsvCorpus
     from rsitr.models.factory import MODEL_CONFIG_DIR, build_clip
-    from rsitr.training.pretrain import PretrainState, pretrain
+    from rsitr.training.pretrain import PretrainHooks, PretrainState, pretrain
 
 TARGET = 0.9  # acceptance: rsitr >= 0.9x open_clip_train's samples/s
 LR, WEIGHT_DECAY, GRAD_CLIP, SEED = 5e-4, 0.2, 1.0, 0
@@ -193,7 +193,7 @@ def run_rsitr(case: Case, corpus: Path, work: Path, shuffle_buffer: int,
     if profiler is not None:
         profiler.enable()
     try:
-        pretrain(bundle, CsvCorpus(corpus), settings, work / "rsitr", run_key="bench", on_step=on_step)
+        pretrain(bundle, CsvCorpus(corpus), settings, work / "rsitr", run_key="bench", hooks=PretrainHooks(on_step=on_step))
     except _Done:
         pass
     finally:

@@ -15,7 +15,7 @@ from rsitr.app.fingerprint import md5_file
 from rsitr.app.paths import ProjectPaths
 from rsitr.app.pretrain import run_pretrain
 from rsitr.config import load_params
-from rsitr.data.synth_corpus import generate_corpus
+from rsitr.data.synth_corpus import CorpusOptions, generate_corpus
 from rsitr.models import build_model
 from rsitr.models.factory import register_model_configs
 from rsitr.tracking.mlflow_tracking import ensure_reachable
@@ -36,7 +36,8 @@ def _overrides(root: Path, corpus: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("pretrain")
-    generate_corpus(root / "corpus", 16, seed=4, image_size=(32, 48), shard_size=8, progress=False)
+    generate_corpus(root / "corpus", 16, seed=4, options=CorpusOptions(image_size=(32, 48), shard_size=8),
+                    progress=False)
     params = load_params(REPO / "params.yaml", _overrides(root, root / "corpus" / "corpus.csv"))
     from mlflow.tracking import MlflowClient  # artifacts under root, not the current directory
 
@@ -104,7 +105,8 @@ def test_the_flow_step_skips_a_current_foundation_and_retrains_on_a_change(tmp_p
     from rsitr.app.fingerprint import train_fingerprint
     from rsitr.app.pretrain import pretrain_step, with_foundation
 
-    generate_corpus(tmp_path / "corpus", 8, seed=5, image_size=(32, 40), shard_size=8, progress=False)
+    generate_corpus(tmp_path / "corpus", 8, seed=5, options=CorpusOptions(image_size=(32, 40), shard_size=8),
+                    progress=False)
     overrides = [*_overrides(tmp_path, tmp_path / "corpus" / "corpus.csv"), "pretrain.shuffle_buffer=0"]
     params = load_params(REPO / "params.yaml", overrides)
     first = pretrain_step(params, track=False)

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from rsitr.data.corpus import CsvCorpus, WebDatasetCorpus, iter_tar_samples, open_corpus
 from rsitr.data.corpus_batches import center_crop_tensor, corpus_batches
-from rsitr.data.synth_corpus import generate_corpus
+from rsitr.data.synth_corpus import CorpusOptions, generate_corpus
 from rsitr.errors import ConfigError, DataError
 
 N_IMAGES, SHARD_SIZE, BATCH = 60, 25, 8
@@ -22,7 +22,7 @@ N_IMAGES, SHARD_SIZE, BATCH = 60, 25, 8
 @pytest.fixture(scope="module")
 def corpus_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("corpus")
-    generate_corpus(root, N_IMAGES, 1, shard_size=SHARD_SIZE, progress=False)
+    generate_corpus(root, N_IMAGES, 1, CorpusOptions(shard_size=SHARD_SIZE), progress=False)
     return root
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from rsitr.data.inspect import inspect_dataset
+from rsitr.data.inspect import ReadOptions, inspect_dataset
 
 PUBLISHED_PRECOMP_COUNTS = {
     "rsicd_precomp": {"train": (9828, 49140), "test": (1093, 5465)},
@@ -82,7 +82,7 @@ def test_caption_statistics(toy_csv: Path):
     assert report["captions_per_image"] == {"1": 1, "2": 2}
     assert report["images_with_duplicate_captions"] == 1  # "a farm" / "A  farm"
     assert [p["item"] for p in report["problems"]] == [f"{toy_csv / 'toy.csv'}:8"]
-    assert inspect_dataset("csv", toy_csv, split="test")["splits"] == {
+    assert inspect_dataset("csv", toy_csv, reading=ReadOptions(split="test"))["splits"] == {
         "test": {"images": 3, "captions": 6, "empty_captions": 1}
     }
 

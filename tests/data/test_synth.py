@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rsitr.data.synth import SCENE_CLASSES, generate_benchmark
+from rsitr.data.synth import SCENE_CLASSES, BenchmarkOptions, generate_benchmark
 from rsitr.data.synth.arabic import arabic_slots
 from rsitr.data.synth.classes import CLASSES
 from rsitr.data.synth.english import INVERSE_RELATION_PHRASES, RELATION_PHRASES
@@ -33,7 +33,7 @@ ARABIC_LETTER = re.compile("[\u0600-\u06ff]")
 
 
 def _generate(root: Path, n_images: int, seed: int, **options) -> tuple[Path, dict]:
-    summary = generate_benchmark(root, n_images, seed, **options)
+    summary = generate_benchmark(root, n_images, seed, BenchmarkOptions(**options))
     return root, summary
 
 
@@ -352,7 +352,8 @@ def test_arabic_verb_gender_follows_noun_and_count():
 def test_invalid_parameters_raise_config_error(tmp_path, options):
     arguments = {"seed": 0, **options}
     with pytest.raises(ConfigError):
-        generate_benchmark(tmp_path / "out", arguments.pop("n_images"), arguments.pop("seed"), **arguments)
+        generate_benchmark(tmp_path / "out", arguments.pop("n_images"), arguments.pop("seed"),
+                           BenchmarkOptions(**arguments))
     assert not (tmp_path / "out" / "synth_rsicd").exists()
 
 

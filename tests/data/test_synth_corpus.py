@@ -18,11 +18,11 @@ import pytest
 from PIL import Image
 
 import rsitr.data.synth_corpus.generator as generator
-from rsitr.data.synth import SCENE_CLASSES, generate_benchmark
+from rsitr.data.synth import SCENE_CLASSES, BenchmarkOptions, generate_benchmark
 from rsitr.data.synth.classes import CLASSES
 from rsitr.data.synth.scene import sample_scene
 from rsitr.data.synth.vocabulary import OBJECT_KINDS
-from rsitr.data.synth_corpus import generate_corpus
+from rsitr.data.synth_corpus import CorpusOptions, generate_corpus
 from rsitr.data.synth_corpus.captions import Facts, add_noise, describe, web_caption, wrong_facts
 from rsitr.data.synth_corpus.phrases import CLASS_NAMES
 from rsitr.data.synth_corpus.plan import plan_corpus
@@ -31,19 +31,19 @@ from rsitr.errors import ConfigError, DataError
 
 N_IMAGES, SHARD_SIZE, SEED, WRONG_RATE = 60, 25, 0, 0.1
 BENCHMARK_DEFAULT_SEED = 0  # params.yaml synth.seed
-OPTIONS = {"shard_size": SHARD_SIZE, "wrong_caption_rate": WRONG_RATE, "progress": False}
+OPTIONS = {"shard_size": SHARD_SIZE, "wrong_caption_rate": WRONG_RATE}
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("corpus_a")
-    return root, generate_corpus(root, N_IMAGES, SEED, **OPTIONS)
+    return root, generate_corpus(root, N_IMAGES, SEED, CorpusOptions(**OPTIONS), progress=False)
 
 
 @pytest.fixture(scope="module")
 def corpus_again(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("corpus_b")
-    generate_corpus(root, N_IMAGES, SEED, workers=2, **OPTIONS)  # other worker count, same bytes
+    generate_corpus(root, N_IMAGES, SEED, CorpusOptions(workers=2, **OPTIONS), progress=False)  # same bytes
     return root
 
 
@@ -138,7 +138,7 @@ def test_noise_and_styles(corpus):
 
 
 def test_no_corpus_image_equals_a_benchmark_image(corpus, tmp_path):
-    generate_benchmark(tmp_path / "bench", 40, BENCHMARK_DEFAULT_SEED, arabic=False)
+    generate_benchmark(tmp_path / "bench", 40, BENCHMARK_DEFAULT_SEED, BenchmarkOptions(arabic=False))
     def pixels(path: Path) -> str:
         with Image.open(path) as image:
             return hashlib.sha256(np.asarray(image.convert("RGB")).tobytes()).hexdigest()
@@ -157,17 +157,17 @@ def test_killed_run_leaves_no_half_corpus(tmp_path, monkeypatch):
     real = generator.make_item
     monkeypatch.setattr(generator, "make_item", failing)
     with pytest.raises(KeyboardInterrupt):
-        generate_corpus(tmp_path, 40, SEED, shard_size=10, progress=False)
+        generate_corpus(tmp_path, 40, SEED, CorpusOptions(shard_size=10), progress=False)
     assert sorted(path.name for path in tmp_path.iterdir()) == [generator.STAGING_DIR]
     monkeypatch.setattr(generator, "make_item", real)
-    generate_corpus(tmp_path, 40, SEED, shard_size=10, progress=False)
+    generate_corpus(tmp_path, 40, SEED, CorpusOptions(shard_size=10), progress=False)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["corpus.csv", "corpus_report.json", "images", "shards"]
 
 
 def test_bad_parameters_and_foreign_folder(tmp_path):
     for options in ({"wrong_caption_rate": 1.5}, {"shard_size": 0}, {"image_size": (96, 64)}, {"workers": 0}):
         with pytest.raises(ConfigError):
-            generate_corpus(tmp_path / "bad", 10, SEED, progress=False, **options)
+            generate_corpus(tmp_path / "bad", 10, SEED, CorpusOptions(**options), progress=False)
     (tmp_path / "foreign" / "images").mkdir(parents=True)
     with pytest.raises(DataError, match="not written by generate_corpus"):
         generate_corpus(tmp_path / "foreign", 10, SEED, progress=False)

@@ -11,11 +11,11 @@ import torch
 
 from rsitr.config import ModelParams, PretrainParams
 from rsitr.data.corpus import CsvCorpus, WebDatasetCorpus
-from rsitr.data.synth_corpus import generate_corpus
+from rsitr.data.synth_corpus import CorpusOptions, generate_corpus
 from rsitr.losses.infonce import symmetric_infonce
 from rsitr.models.checkpoints import read_state_dict
 from rsitr.models.factory import build_clip
-from rsitr.training.pretrain import MAX_LOGIT_SCALE, PretrainState, clip_loss, count_samples, pretrain
+from rsitr.training.pretrain import MAX_LOGIT_SCALE, PretrainHooks, PretrainState, clip_loss, count_samples, pretrain
 from toy_data import TEST_ARCH
 
 SETTINGS = PretrainParams(batch_size=8, lr=2e-3, warmup_steps=1, shuffle_buffer=6, device="cpu", log_every=1,
@@ -25,7 +25,7 @@ SETTINGS = PretrainParams(batch_size=8, lr=2e-3, warmup_steps=1, shuffle_buffer=
 @pytest.fixture(scope="module")
 def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("corpus")
-    generate_corpus(out, 16, seed=3, image_size=(32, 48), shard_size=10, progress=False)
+    generate_corpus(out, 16, seed=3, options=CorpusOptions(image_size=(32, 48), shard_size=10), progress=False)
     return out
 
 
@@ -77,7 +77,7 @@ def test_killed_mid_epoch_resumes_to_the_uninterrupted_weights(corpus_dir: Path,
         if state.step == 4:
             raise Killed
     with pytest.raises(Killed):
-        _run(corpus, tmp_path / "cut", settings, on_step=kill_after_step_4)
+        _run(corpus, tmp_path / "cut", settings, hooks=PretrainHooks(on_step=kill_after_step_4))
     resumed = _run(corpus, tmp_path / "cut", settings, resume=True)
 
     assert resumed.resumed_from_step == 3 and resumed.samples == 8  # mid-epoch 2: one of its two batches seen

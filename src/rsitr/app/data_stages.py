@@ -10,8 +10,6 @@ hold no timings or cache statistics, so the same data gives byte-identical repor
 from __future__ import annotations
 
 import logging
-
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +20,8 @@ from rsitr.data.dedup import HashStats, cluster_table, compute_hashes, connected
 from rsitr.data.dedup import find_near_duplicate_pairs
 from rsitr.data.ingest import check_no_lost_split, check_not_empty, check_strict, ingest_datasets, rejection_summary
 from rsitr.data.split import split_manifest
-from rsitr.data.synth import generate_benchmark
-from rsitr.data.synth_corpus import generate_corpus
+from rsitr.data.synth import BenchmarkOptions, generate_benchmark
+from rsitr.data.synth_corpus import CorpusOptions, generate_corpus
 from rsitr.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -33,18 +31,12 @@ def run_synth(params: RsitrParams, *, out: str | None = None, images: int | None
               seed: int | None = None) -> dict[str, Any]:
     """Write the embedded synthetic benchmark (``synth`` stage) to ``synth.out``."""
     synth = params.synth
-    return generate_benchmark(
-        Path(out or synth.out),
-        n_images=images if images is not None else synth.images,
-        seed=seed if seed is not None else synth.seed,
-        image_size=tuple(synth.image_size),
-        twin_rate=synth.twin_rate,
-        weak_caption_rate=synth.weak_caption_rate,
-        near_duplicate_rate=synth.near_duplicate_rate,
-        karpathy_share=synth.karpathy_share,
-        test_share=synth.test_share,
-        arabic=synth.arabic,
-    )
+    options = BenchmarkOptions(image_size=tuple(synth.image_size), twin_rate=synth.twin_rate,
+                               weak_caption_rate=synth.weak_caption_rate,
+                               near_duplicate_rate=synth.near_duplicate_rate,
+                               karpathy_share=synth.karpathy_share, test_share=synth.test_share, arabic=synth.arabic)
+    return generate_benchmark(Path(out or synth.out), images if images is not None else synth.images,
+                              seed if seed is not None else synth.seed, options)
 
 
 def _warn_unversioned(params: RsitrParams, paths: ProjectPaths) -> None:
@@ -124,17 +116,11 @@ def run_synth_corpus(params: RsitrParams, *, out: str | None = None, images: int
                      seed: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Write the synthetic caption corpus (``synth_corpus`` stage) to ``synth_corpus.out``; returns its report."""
     corpus = params.synth_corpus
-    return generate_corpus(
-        Path(out or corpus.out),
-        images if images is not None else corpus.images,
-        seed if seed is not None else corpus.seed,
-        image_size=tuple(corpus.image_size),
-        wrong_caption_rate=corpus.wrong_caption_rate,
-        noise_word_rate=corpus.noise_word_rate,
-        shard_size=corpus.shard_size,
-        workers=corpus.workers,
-        progress=progress,
-    )
+    options = CorpusOptions(image_size=tuple(corpus.image_size), wrong_caption_rate=corpus.wrong_caption_rate,
+                            noise_word_rate=corpus.noise_word_rate, shard_size=corpus.shard_size,
+                            workers=corpus.workers)
+    return generate_corpus(Path(out or corpus.out), images if images is not None else corpus.images,
+                           seed if seed is not None else corpus.seed, options, progress=progress)
 
 
 DATA_STAGES = {"synth": run_synth, "ingest": run_ingest, "dedup": run_dedup, "split": run_split,

@@ -41,6 +41,7 @@ from rsitr.data.manifest import read_manifest, select_split
 from rsitr.data.synth.generator import GROUND_TRUTH_FILE
 from rsitr.errors import DataError
 from rsitr.models import resolve_device
+from rsitr.models.describe import count_parameters
 from rsitr.models.trained import load_trained_model
 from rsitr.retrieval.evaluate import evaluate_split
 from rsitr.retrieval.ranks import save_ranks
@@ -102,8 +103,7 @@ def _evaluate(params: RsitrParams, variant: str, track: bool) -> dict[str, Any]:
     model = load_trained_model(params, v, published_checkpoint(params, variant))
     device = resolve_device(v.train.device)
     model.to(device)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) if v.trains else 0
-    counts = {"total_params": sum(p.numel() for p in model.parameters()), "trainable_params": trainable}
+    counts = count_parameters(model).logged(v.trains)
     loader = ImageLoader.for_model(model, cache=False)
     manifest = read_manifest(paths.manifest)
     twins = ground_truth_twins(params)

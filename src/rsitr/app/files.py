@@ -44,7 +44,3 @@ def read_table(path: Path, stage: str) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path} not found; run the {stage} stage first (dvc repro {stage})")
     return pd.read_parquet(path)
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -179,10 +179,6 @@ class ProjectPaths:
         return self.foundation_dir / "staging"
 
     @property
-    def foundation_last(self) -> Path:
-        return self.foundation_staging / "last.pt"
-
-    @property
     def foundation_checkpoint(self) -> Path:
         """The published foundation model: an open_clip state dict for ``model.pretrained``."""
         return self.foundation_dir / "foundation.pt"

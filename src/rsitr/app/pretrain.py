@@ -39,7 +39,7 @@ from rsitr.models import build_model
 from rsitr.models.factory import build_clip
 from rsitr.tracking.mlflow_tracking import Tracker, ensure_reachable, tracking_uri
 from rsitr.tracking.registry import Registration, register_model
-from rsitr.training.pretrain import PretrainResult, pretrain
+from rsitr.training.pretrain import PretrainHooks, PretrainResult, pretrain
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def _pretrain(params: RsitrParams, corpus: Any, tracker: Tracker | None, *, resu
         with terminate_as_exception():
             bundle = build_clip(params.model, seed=params.seed)
             return pretrain(bundle, corpus, params.pretrain, paths.foundation_staging, resume=resume, run_key=key,
-                            tracker=tracker, on_step=on_step, progress=progress)
+                            hooks=PretrainHooks(tracker, on_step, progress))
     except BaseException as exc:
         if tracker is not None:
             tracker.end("KILLED" if isinstance(exc, (KeyboardInterrupt, Terminated)) else "FAILED")

@@ -50,14 +50,6 @@ def variant_run_id(params: RsitrParams, variant: str) -> str:
     return record.run_id
 
 
-def finished_with(params: RsitrParams, variant: str, fingerprint: str) -> RunRecord | None:
-    """The run record when ``best.pt`` exists and was trained with ``fingerprint``."""
-    record = read_run_record(params, variant)
-    if record is None or record.fingerprint != fingerprint:
-        return None
-    return record if ProjectPaths.of(params).best_checkpoint(variant).is_file() else None
-
-
 def mark_active(params: RsitrParams, variant: str, run_id: str, fingerprint: str) -> None:
     """``active.json``: the MLflow run of a training in progress, so ``--resume`` continues it."""
     write_json(ProjectPaths.of(params).active_record(variant), {"run_id": run_id, "fingerprint": fingerprint})

@@ -101,10 +101,6 @@ class ReadResult:
     images_dir: str = ""
     declared_splits: list[str | None] = field(default_factory=list)
 
-    def image_keys(self) -> list[str]:
-        """Distinct image keys of the usable records, in file order."""
-        return list(dict.fromkeys(record.image_key for record in self.records))
-
     def splits(self) -> list[str | None]:
         """Distinct splits of all annotated captions, in file order."""
         return list(dict.fromkeys(record.split for record in [*self.records, *self.skipped]))

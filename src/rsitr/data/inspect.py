@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -131,17 +132,24 @@ def build_report(
     return report
 
 
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read the folder: the keyword options of :func:`rsitr.data.formats.read_dataset`."""
+
+    name: str | None = None
+    language: str = "en"
+    languages: Sequence[str] = ()
+    split: str | None = None
+    annotation: str | Path | None = None
+
+
 def inspect_dataset(
     format: str,
     root: str | Path,
     images: str | Path | None = None,
     workers: int = 2,
     *,
-    name: str | None = None,
-    language: str = "en",
-    languages: Sequence[str] = (),
-    split: str | None = None,
-    annotation: str | Path | None = None,
+    reading: ReadOptions = ReadOptions(),
     decode: bool = True,
 ) -> dict[str, Any]:
     """Read ``root`` as ``format`` and report counts, caption statistics and image problems.
@@ -149,7 +157,6 @@ def inspect_dataset(
     ``decode=False`` only checks that image files exist (fast on full datasets).
     Raises DataError for unusable annotations (see :func:`rsitr.data.formats.read_dataset`).
     """
-    result = read_dataset(
-        format, root, images, name=name, language=language, languages=languages, split=split, annotation=annotation
-    )
-    return build_report(result, format, root, language=language, workers=workers, decode=decode)
+    result = read_dataset(format, root, images, name=reading.name, language=reading.language,
+                          languages=reading.languages, split=reading.split, annotation=reading.annotation)
+    return build_report(result, format, root, language=reading.language, workers=workers, decode=decode)

@@ -1,4 +1,4 @@
-"""Symmetric InfoNCE, CLIP's contrastive loss (Radford et al. 2021; seed 000 of rsitr).
+"""Symmetric InfoNCE, CLIP's contrastive loss (Radford et al. 2021).
 
 Image->text and text->image cross-entropy over the batch's cosine logits. An image has
 several captions, so two captions of one image are never negatives of each other: pairs

@@ -1,7 +1,7 @@
 """EBAKER: global + local alignment, Eliminate Before Align, Keyword Explicit Reasoning.
 
 EBAKER (Eliminate Before Align: A Remote Sensing Image-Text Retrieval Framework with
-Keyword Explicit Reasoning, ACM MM 2024; seed 004 of rsitr). A fully fine-tuned open_clip
+Keyword Explicit Reasoning, ACM MM 2024). A fully fine-tuned open_clip
 CLIP (``backbone``) plus, when KER is on, a keyword-reasoning head (``ker_head``):
 
 * global alignment: cosine of the pooled embeddings (CLS / EOT), as CLIP;

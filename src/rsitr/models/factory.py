@@ -270,10 +270,3 @@ def load_into_clip(clip: open_clip.CLIP, path: str | Path) -> None:
             f"{'...' if len(missing) > 5 else ''}, unexpected {result.unexpected_keys[:5]}; "
             "check model.arch matches the checkpoint"
         )
-
-
-def count_parameters(module: torch.nn.Module) -> tuple[int, int]:
-    """(total, trainable) parameter counts."""
-    total = sum(p.numel() for p in module.parameters())
-    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
-    return total, trainable

@@ -1,4 +1,4 @@
-"""CLIP full fine-tune (seed 000): every weight trains, with CLIP's learnable temperature."""
+"""CLIP full fine-tune (Radford et al. 2021): every weight trains, with CLIP's learnable temperature."""
 
 from __future__ import annotations
 

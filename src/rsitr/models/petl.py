@@ -1,7 +1,7 @@
 """PE-RSITR: a shared MRS-Adapter on a frozen CLIP, trained with the HMMC loss.
 
 Yuan, Zhan, Xiong, "Parameter-Efficient Transfer Learning for Remote Sensing Image-Text
-Retrieval", IEEE TGRS 2023 (arXiv:2308.12509); seed 002 of rsitr.
+Retrieval", IEEE TGRS 2023 (arXiv:2308.12509).
 
 * The whole CLIP (both towers, projections, temperature) is frozen; only the adapter
   trains (161,088 parameters on ViT-B/32 with bottleneck 64 and 64 shared channels).

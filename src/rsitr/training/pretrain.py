@@ -80,6 +80,15 @@ class PretrainResult:
     losses: list[float] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class PretrainHooks:
+    """What the caller watches a run with: a metrics tracker, a per-step callback, progress log lines."""
+
+    tracker: Any | None = None  # has log_metrics(values, step=...)
+    on_step: StepHook | None = None  # called after each step (and its checkpoint)
+    progress: bool = False
+
+
 @dataclass
 class Run:
     """Everything one pretraining process holds."""
@@ -94,17 +103,15 @@ class Run:
     out: Path
     run_key: str
     samples_per_epoch: int
-    tracker: Any | None = None
-    on_step: StepHook | None = None
-    progress: bool = False
+    hooks: PretrainHooks = PretrainHooks()
 
     @property
     def last_path(self) -> Path:
         return self.out / CHECKPOINT_LAST
 
     def log(self, values: dict[str, float], step: int) -> None:
-        if self.tracker is not None:
-            self.tracker.log_metrics(values, step=step)
+        if self.hooks.tracker is not None:
+            self.hooks.tracker.log_metrics(values, step=step)
 
 
 # --------------------------------------------------------------------------- pieces
@@ -209,8 +216,8 @@ def _after_step(run: Run, state: PretrainState, loss: float) -> None:
                  "lr": run.scheduler.get_last_lr()[0]}, step=state.step)
     if state.step % run.settings.checkpoint_every == 0:
         save_last(run, state)
-    if run.on_step is not None:
-        run.on_step(state)
+    if run.hooks.on_step is not None:
+        run.hooks.on_step(state)
 
 
 def _epoch_batches(run: Run, state: PretrainState) -> Iterator[dict[str, Any]]:
@@ -226,7 +233,7 @@ def train_epoch(run: Run, state: PretrainState) -> int:
         loss = train_step(run, state, batch)
         samples += batch["images"].shape[0]
         _after_step(run, state, loss)
-        if run.progress and state.step % run.settings.log_every == 0:
+        if run.hooks.progress and state.step % run.settings.log_every == 0:
             logger.info(f"pretrain epoch {state.epoch + 1}/{run.settings.epochs} step {state.step}: loss {loss:.4f}")
     state.epoch, state.batches_seen = state.epoch + 1, 0
     save_last(run, state)
@@ -234,8 +241,7 @@ def train_epoch(run: Run, state: PretrainState) -> int:
 
 
 def prepare_run(bundle: ClipBundle, corpus: Iterable[CorpusSample], settings: PretrainParams, out_dir: Path, *,
-                run_key: str = "", tracker: Any | None = None, on_step: StepHook | None = None,
-                progress: bool = False) -> Run:
+                run_key: str = "", hooks: PretrainHooks = PretrainHooks()) -> Run:
     """Seeded model on its device, streamed batches, optimizer and schedule (nothing trained yet)."""
     seed_everything(settings.seed)
     device = resolve_device(settings.device)
@@ -250,8 +256,7 @@ def prepare_run(bundle: ClipBundle, corpus: Iterable[CorpusSample], settings: Pr
     optimizer, scheduler = _optimizer_and_schedule(clip, settings, steps)
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_dir)
-    return Run(settings, clip, device, batches, optimizer, scheduler, ClipLoss(), out_dir, run_key, samples,
-               tracker, on_step, progress)
+    return Run(settings, clip, device, batches, optimizer, scheduler, ClipLoss(), out_dir, run_key, samples, hooks)
 
 
 def _resume_state(run: Run, resume: bool) -> PretrainState:
@@ -267,16 +272,14 @@ def _resume_state(run: Run, resume: bool) -> PretrainState:
 
 
 def pretrain(bundle: ClipBundle, corpus: Iterable[CorpusSample], settings: PretrainParams, out_dir: str | Path, *,
-             resume: bool = False, run_key: str = "", tracker: Any | None = None, on_step: StepHook | None = None,
-             progress: bool = False) -> PretrainResult:
+             resume: bool = False, run_key: str = "", hooks: PretrainHooks = PretrainHooks()) -> PretrainResult:
     """Continual CLIP pretraining of ``bundle.clip`` on ``corpus``; ``last.pt`` and ``foundation.pt`` in ``out_dir``.
 
     ``run_key`` names the configuration (the application passes its fingerprint): ``resume``
-    continues ``last.pt`` only when it carries the same key. ``on_step`` is called after each
-    step (and its checkpoint), e.g. to stop a run in tests.
+    continues ``last.pt`` only when it carries the same key. ``hooks.on_step`` is called after
+    each step (and its checkpoint), e.g. to stop a run in tests.
     """
-    run = prepare_run(bundle, corpus, settings, Path(out_dir), run_key=run_key, tracker=tracker, on_step=on_step,
-                      progress=progress)
+    run = prepare_run(bundle, corpus, settings, Path(out_dir), run_key=run_key, hooks=hooks)
     state = _resume_state(run, resume)
     first_step, samples, started = state.step, 0, time.perf_counter()
     while state.epoch < settings.epochs:

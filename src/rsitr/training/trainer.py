@@ -37,6 +37,7 @@ from rsitr.data.manifest import RetrievalSplit, select_split
 from rsitr.errors import RsitrError
 from rsitr.losses import build_variant_loss
 from rsitr.models import build_model, resolve_device
+from rsitr.models.describe import count_parameters
 from rsitr.models.retrieval_model import RetrievalModel
 from rsitr.models.trained import load_checkpoint
 from rsitr.retrieval.evaluate import evaluate_split
@@ -178,8 +179,8 @@ def _start_session(params: RsitrParams, variant: VariantParams, job: TrainJob) -
     if train.init_from:
         model.load_saved_state_dict(load_checkpoint(train.init_from)["model"])
     model.to(device)
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) if variant.trains else 0
+    counts = count_parameters(model)
+    total, trainable = counts.total, counts.trainable if variant.trains else 0
     session = Session(params, variant, out, device, context, model, job.tracker, job.progress and context.is_main,
                       total, trainable)
     session.run_key, session.resume_lr = job.run_key, job.resume_lr

@@ -8,7 +8,7 @@ captions name the scene in English and Arabic. How a class is painted lives in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rsitr.data.synth.vocabulary import LANDMARKS, RELATIONS_ALL, RELATIONS_LINEAR
 
@@ -22,66 +22,61 @@ class SceneClass:
     object_kind: str
     landmark: str
     colours: tuple[str, ...]
-    relations: tuple[str, ...]
     location_en: str  # "in the farmland"; empty when the landmark already names the scene
     location_ar: str
     with_en: str  # opens "a piece of farmland with three yellow fields ."
     with_ar: str
     sentences: tuple[tuple[str, str], ...]  # scene-level (English, Arabic) captions, always true
+    relations: tuple[str, ...] = field(init=False)  # those the landmark allows: a linear one has no "around"
 
-
-def _scene_class(name: str, keyword: str, object_kind: str, landmark: str, colours: tuple[str, ...],
-                 location_en: str, location_ar: str, with_en: str, with_ar: str,
-                 sentences: tuple[tuple[str, str], ...]) -> SceneClass:
-    relations = RELATIONS_LINEAR if LANDMARKS[landmark].linear else RELATIONS_ALL
-    return SceneClass(name, keyword, object_kind, landmark, colours, relations,
-                      location_en, location_ar, with_en, with_ar, sentences)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "relations", RELATIONS_LINEAR if LANDMARKS[self.landmark].linear else RELATIONS_ALL)
 
 
 _CLASSES: tuple[SceneClass, ...] = (
-    _scene_class(
+    SceneClass(
         "farmland", "farmland", "field", "road", ("green", "yellow", "brown"),
         "in the farmland", "في الأراضي الزراعية",
         "a piece of farmland with", "أرض زراعية فيها",
         (("many pieces of farmland are divided by a road .", "قطع كثيرة من الأراضي الزراعية يقسمها طريق ."),
          ("a road runs through the farmland .", "طريق يمر عبر الأراضي الزراعية .")),
     ),
-    _scene_class(
+    SceneClass(
         "forest", "forest", "pond", "road", ("blue", "brown", "gray"),
         "in the forest", "في الغابة",
         "a dense forest with", "غابة كثيفة فيها",
         (("a road passes through the dense green forest .", "طريق يمر عبر الغابة الخضراء الكثيفة ."),
          ("the forest is dense and green .", "الغابة كثيفة وخضراء .")),
     ),
-    _scene_class(
+    SceneClass(
         "river", "river", "house", "river", ("white", "red", "blue", "yellow"),
         "", "",
         "a river with", "نهر بالقرب منه",
         (("a river flows through the green land .", "نهر يتدفق عبر الأرض الخضراء ."),
          ("the river is long and curved .", "النهر طويل ومتعرج .")),
     ),
-    _scene_class(
+    SceneClass(
         "lake", "lake", "tree", "lake", ("green", "yellow", "red"),
         "", "",
         "a lake with", "بحيرة بالقرب منها",
         (("a blue lake lies in the green grass .", "بحيرة زرقاء تقع وسط العشب الأخضر ."),
          ("the lake is blue and calm .", "البحيرة زرقاء وهادئة .")),
     ),
-    _scene_class(
+    SceneClass(
         "beach", "beach", "boat", "beach", ("white", "red", "yellow"),
         "", "",
         "a beach with", "شاطئ بالقرب منه",
         (("the yellow beach is next to the blue sea .", "الشاطئ الأصفر بجانب البحر الأزرق ."),
          ("white waves break on the sandy beach .", "أمواج بيضاء تتكسر على الشاطئ الرملي .")),
     ),
-    _scene_class(
+    SceneClass(
         "desert", "desert", "rock", "road", ("black", "gray", "red"),
         "in the desert", "في الصحراء",
         "a desert with", "صحراء فيها",
         (("the desert is yellow and bare .", "الصحراء صفراء وجرداء ."),
          ("a road crosses the bare desert .", "طريق يعبر الصحراء الجرداء .")),
     ),
-    _scene_class(
+    SceneClass(
         "dense_residential", "dense residential", "building", "road", ("white", "red", "blue", "yellow"),
         "in the dense residential area", "في المنطقة السكنية الكثيفة",
         "a dense residential area with", "منطقة سكنية كثيفة فيها",
@@ -89,7 +84,7 @@ _CLASSES: tuple[SceneClass, ...] = (
           "منازل كثيرة متلاصقة في المنطقة السكنية الكثيفة ."),
          ("a road goes through the dense residential area .", "طريق يمر عبر المنطقة السكنية الكثيفة .")),
     ),
-    _scene_class(
+    SceneClass(
         "sparse_residential", "sparse residential", "house", "road", ("white", "red", "blue", "yellow"),
         "in the sparse residential area", "في المنطقة السكنية المتفرقة",
         "a sparse residential area with", "منطقة سكنية متفرقة فيها",
@@ -97,28 +92,28 @@ _CLASSES: tuple[SceneClass, ...] = (
           "أشجار خضراء متناثرة في المنطقة السكنية المتفرقة ."),
          ("a road passes by the sparse residential area .", "طريق يمر بجانب المنطقة السكنية المتفرقة .")),
     ),
-    _scene_class(
+    SceneClass(
         "industrial", "industrial area", "storage_tank", "factory", ("white", "red", "blue", "green"),
         "in the industrial area", "في المنطقة الصناعية",
         "an industrial area with", "منطقة صناعية فيها",
         (("a large factory stands in the industrial area .", "مصنع كبير يقع في المنطقة الصناعية ."),
          ("the industrial area is gray and busy .", "المنطقة الصناعية رمادية ومزدحمة .")),
     ),
-    _scene_class(
+    SceneClass(
         "airport", "airport", "plane", "terminal", ("white", "red", "blue", "yellow"),
         "at the airport", "في المطار",
         "an airport with", "مطار فيه",
         (("the airport is very large .", "المطار كبير جدا ."),
          ("the terminal stands on the gray apron of the airport .", "مبنى الركاب قائم على ساحة المطار الرمادية .")),
     ),
-    _scene_class(
+    SceneClass(
         "parking", "parking lot", "car", "building", ("white", "red", "blue", "yellow"),
         "in the parking lot", "في موقف السيارات",
         "a parking lot with", "موقف سيارات فيه",
         (("white lines divide the parking lot into spaces .", "خطوط بيضاء تقسم موقف السيارات إلى أماكن ."),
          ("the parking lot is next to a building .", "موقف السيارات بجانب مبنى .")),
     ),
-    _scene_class(
+    SceneClass(
         "playground", "playground", "tennis_court", "track", ("green", "blue", "red"),
         "in the playground", "في الملعب",
         "a playground with", "ملعب رياضي فيه",
@@ -126,7 +121,7 @@ _CLASSES: tuple[SceneClass, ...] = (
           "مضمار جري أحمر يحيط بأرضية خضراء في الملعب ."),
          ("the playground is surrounded by green grass .", "الملعب محاط بعشب أخضر .")),
     ),
-    _scene_class(
+    SceneClass(
         "bridge", "bridge", "boat", "bridge", ("white", "red", "yellow"),
         "", "",
         "a bridge over the water with", "جسر فوق الماء بالقرب منه",

@@ -42,7 +42,7 @@ from rsitr.data.synth.plan import (
     plan_benchmark,
 )
 from rsitr.data.synth.render import render_scene
-from rsitr.data.synth.settings import Settings, make_settings
+from rsitr.data.synth.settings import BenchmarkOptions, Settings, make_settings
 from rsitr.data.synth.writers import write_json, write_karpathy, write_precomp
 from rsitr.errors import ConfigError, DataError
 
@@ -143,23 +143,16 @@ def _publish(staging: Path, out_dir: Path) -> None:
     staging.rmdir()
 
 
-def generate_benchmark(out_dir: "str | Path", n_images: int, seed: int, *,
-                       image_size: tuple[int, int] = (64, 96),
-                       twin_rate: float = 0.1,
-                       weak_caption_rate: float = 0.02,
-                       near_duplicate_rate: float = 0.05,
-                       karpathy_share: float = 0.3,
-                       test_share: float = 0.2,
-                       arabic: bool = True) -> dict:
+def generate_benchmark(out_dir: "str | Path", n_images: int, seed: int,
+                       options: BenchmarkOptions | None = None) -> dict:
     """Generate the synthetic benchmark into ``out_dir`` and return its summary.
 
     ``n_images`` counts distinct images (twins included); near-duplicate copies are
-    extra files. ``image_size`` is the (min, max) side in pixels; each image is
-    square with a side drawn in that range. A previous benchmark in ``out_dir`` is
-    replaced. Raises ``ConfigError`` for invalid parameters.
+    extra files. ``options`` holds the rates, shares and image sizes (defaults:
+    ``BenchmarkOptions()``). A previous benchmark in ``out_dir`` is replaced. Raises
+    ``ConfigError`` for invalid parameters.
     """
-    settings = make_settings(n_images, seed, image_size, twin_rate, weak_caption_rate, near_duplicate_rate,
-                             karpathy_share, test_share, arabic)
+    settings = make_settings(n_images, seed, options or BenchmarkOptions())
     plan = plan_benchmark(settings)
     _check_splits(plan)
     out_path = Path(out_dir)

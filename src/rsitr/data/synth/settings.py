@@ -16,6 +16,23 @@ MAX_SIDE: int = 1024
 
 
 @dataclass(frozen=True)
+class BenchmarkOptions:
+    """The knobs of ``generate_benchmark`` besides size and seed; the defaults are its defaults.
+
+    ``image_size`` is the (min, max) side in pixels; each image is square with a side
+    drawn in that range. Values are checked by ``make_settings``, not here.
+    """
+
+    image_size: tuple[int, int] = (64, 96)
+    twin_rate: float = 0.1
+    weak_caption_rate: float = 0.02
+    near_duplicate_rate: float = 0.05
+    karpathy_share: float = 0.3
+    test_share: float = 0.2
+    arabic: bool = True
+
+
+@dataclass(frozen=True)
 class Settings:
     """Parameters of ``generate_benchmark`` after validation."""
 
@@ -51,10 +68,9 @@ def _share(name: str, value: object, low: float, high: float, *,
     return number
 
 
-def make_settings(n_images: object, seed: object, image_size: object, twin_rate: object,
-                  weak_caption_rate: object, near_duplicate_rate: object, karpathy_share: object,
-                  test_share: object, arabic: object) -> Settings:
+def make_settings(n_images: object, seed: object, options: BenchmarkOptions) -> Settings:
     """Check every parameter of ``generate_benchmark`` and bundle them."""
+    image_size, arabic = options.image_size, options.arabic
     if not isinstance(image_size, (tuple, list)) or len(image_size) != 2:
         raise ConfigError(f"image_size must be a (min, max) pair of pixel sides, got {image_size!r}")
     low = _integer("image_size[0]", image_size[0], MIN_SIDE)
@@ -67,11 +83,11 @@ def make_settings(n_images: object, seed: object, image_size: object, twin_rate:
         n_images=_integer("n_images", n_images, MIN_IMAGES),
         seed=_integer("seed", seed, 0),
         image_size=(low, high),
-        twin_rate=_share("twin_rate", twin_rate, 0.0, 0.5),
-        weak_caption_rate=_share("weak_caption_rate", weak_caption_rate, 0.0, 0.2),
-        near_duplicate_rate=_share("near_duplicate_rate", near_duplicate_rate, 0.0, 1.0),
-        karpathy_share=_share("karpathy_share", karpathy_share, 0.0, 1.0,
+        twin_rate=_share("twin_rate", options.twin_rate, 0.0, 0.5),
+        weak_caption_rate=_share("weak_caption_rate", options.weak_caption_rate, 0.0, 0.2),
+        near_duplicate_rate=_share("near_duplicate_rate", options.near_duplicate_rate, 0.0, 1.0),
+        karpathy_share=_share("karpathy_share", options.karpathy_share, 0.0, 1.0,
                               low_inclusive=False, high_inclusive=False),
-        test_share=_share("test_share", test_share, 0.0, 0.5, low_inclusive=False, high_inclusive=False),
+        test_share=_share("test_share", options.test_share, 0.0, 0.5, low_inclusive=False, high_inclusive=False),
         arabic=arabic,
     )

@@ -10,6 +10,6 @@ painted with the synthetic benchmark's scene model and renderer
 equals a benchmark image. See ``generator.py`` for the on-disk layout.
 """
 
-from rsitr.data.synth_corpus.generator import generate_corpus
+from rsitr.data.synth_corpus.generator import CorpusOptions, generate_corpus
 
-__all__ = ["generate_corpus"]
+__all__ = ["CorpusOptions", "generate_corpus"]

@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from rsitr.data.synth_corpus.generator import generate_corpus
+from rsitr.data.synth_corpus.generator import CorpusOptions, generate_corpus
 from rsitr.errors import RsitrError
 
 logger = logging.getLogger(__name__)
@@ -43,9 +43,10 @@ def main(argv: "list[str] | None" = None) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     try:
-        report = generate_corpus(args.out, args.images, args.seed, image_size=tuple(args.image_size),
-                                 wrong_caption_rate=args.wrong_caption_rate, noise_word_rate=args.noise_word_rate,
-                                 shard_size=args.shard_size, workers=args.workers)
+        options = CorpusOptions(image_size=tuple(args.image_size), wrong_caption_rate=args.wrong_caption_rate,
+                                noise_word_rate=args.noise_word_rate, shard_size=args.shard_size,
+                                workers=args.workers)
+        report = generate_corpus(args.out, args.images, args.seed, options)
     except RsitrError as exc:
         logger.error(f"error: {exc}")
         return exc.exit_code

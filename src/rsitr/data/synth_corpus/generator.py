@@ -26,6 +26,7 @@ import multiprocessing
 import signal
 import shutil
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -125,20 +126,33 @@ def _publish(staging: Path, out_dir: Path) -> None:
     staging.rmdir()
 
 
-def generate_corpus(out_dir: "str | Path", n_images: int = 10_000, seed: int = 0, *,
-                    image_size: tuple[int, int] = (64, 96),
-                    wrong_caption_rate: float = 0.05,
-                    noise_word_rate: float = 0.25,
-                    shard_size: int = 1000,
-                    workers: int = 1,
-                    progress: bool = True) -> dict:
+@dataclass(frozen=True)
+class CorpusOptions:
+    """The knobs of ``generate_corpus`` besides size and seed; the defaults are its defaults.
+
+    ``image_size`` is the (min, max) side in pixels of the square images; ``workers`` > 1
+    renders in that many processes (the output does not depend on it).
+    """
+
+    image_size: tuple[int, int] = (64, 96)
+    wrong_caption_rate: float = 0.05
+    noise_word_rate: float = 0.25
+    shard_size: int = 1000
+    workers: int = 1
+
+
+def generate_corpus(out_dir: "str | Path", n_images: int = 10_000, seed: int = 0,
+                    options: CorpusOptions | None = None, *, progress: bool = True) -> dict:
     """Generate the corpus into ``out_dir`` and return its report (also written as ``corpus_report.json``).
 
-    ``image_size`` is the (min, max) side in pixels of the square images. A previous
-    corpus in ``out_dir`` is replaced. ``workers`` > 1 renders in that many processes;
-    the output does not depend on it. Raises ``ConfigError`` for invalid parameters.
+    ``options`` holds the image sizes, caption noise, shard size and worker count
+    (defaults: ``CorpusOptions()``). A previous corpus in ``out_dir`` is replaced.
+    Raises ``ConfigError`` for invalid parameters.
     """
-    image_size = (int(image_size[0]), int(image_size[1]))
+    options = options or CorpusOptions()
+    image_size = (int(options.image_size[0]), int(options.image_size[1]))
+    wrong_caption_rate, noise_word_rate = options.wrong_caption_rate, options.noise_word_rate
+    shard_size, workers = options.shard_size, options.workers
     check_parameters(n_images, image_size, wrong_caption_rate, noise_word_rate, shard_size)
     if workers < 1:
         raise ConfigError(f"workers={workers} must be >= 1")
