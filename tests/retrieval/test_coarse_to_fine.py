@@ -258,3 +258,37 @@ def test_candidate_share_sizes_each_direction_by_its_own_gallery(cells):
     assert (result["candidates_t2i"], result["candidates_i2t"]) == (math.ceil(0.25 * n), math.ceil(0.25 * c))
     assert result["timings"]["fine_pairs"] == c * math.ceil(0.25 * n) + n * math.ceil(0.25 * c)
     assert 0.25 <= result["timings"]["fine_pair_share"] <= 0.5
+
+
+def test_a_custom_fine_scorer_plugs_into_the_evaluation(cells):
+    """The fine stage is pluggable: an oracle scorer puts every shortlisted match first."""
+    model, heads, test = cells["model"], cells["heads"], cells["test"]
+    owner = np.asarray(test.caption_image)
+    calls = []
+
+    def oracle(model_, image_embs, text_embs):
+        assert model_ is model and image_embs["global"].shape[0] == test.num_images
+
+        def score(direction, queries, candidates):
+            calls.append((direction, queries.shape, candidates.shape))
+            if direction == "t2i":  # queries: captions, candidates: images
+                return (owner[queries][:, None] == candidates).astype(np.float32)
+            return (owner[candidates] == queries[:, None]).astype(np.float32)
+
+        return score
+
+    result = evaluate_coarse_to_fine(model, heads, test, stub_loader(), 16, "cpu", small_c2f(candidates=5), fine=oracle)
+    n, c = test.num_images, len(test.captions)
+    assert calls == [("t2i", (c,), (c, 5)), ("i2t", (n,), (n, 5))]
+    # R@1 with the oracle = a match among the 5 coarse candidates = coarse R@5
+    coarse = result["coarse_metrics"]
+    assert (result["metrics"]["t2i_R1"], result["metrics"]["i2t_R1"]) == (coarse["t2i_R5"], coarse["i2t_R5"])
+    default = evaluate_coarse_to_fine(model, heads, test, stub_loader(), 16, "cpu", small_c2f(candidates=5))
+    assert default["metrics"]["t2i_R1"] <= result["metrics"]["t2i_R1"]
+
+
+def test_options_come_from_the_c2f_params():
+    params = small_c2f(candidates=12, candidate_share=0.1, ppsr=False, ppsr_k=4, coarse_only=True)
+    options = CoarseToFineOptions.of(params)
+    assert options == CoarseToFineOptions(candidates=12, candidate_share=0.1, ppsr=False, ppsr_k=4, coarse_only=True)
+    assert CoarseToFineOptions.of(options) is options
