@@ -162,8 +162,8 @@ def _cosine(image_embs, text_embs):
 def test_coarse_matrix_and_candidates_match_direct_computation(use_ppsr):
     image_codes, text_codes, images, texts, _ = _random_setup()
     k_cand, k_ppsr = 5, 3
-    out = coarse_to_fine_matrices(image_codes, text_codes, CoarseToFineOptions(candidates=k_cand, ppsr=use_ppsr,
-                                  ppsr_k=k_ppsr), fine=ModelRescorer(_cosine, images, texts))
+    options = CoarseToFineOptions(candidates=k_cand, candidate_share=0.0, ppsr=use_ppsr, ppsr_k=k_ppsr)
+    out = coarse_to_fine_matrices(image_codes, text_codes, options, fine=ModelRescorer(_cosine, images, texts))
     s = _unpacked_similarity(image_codes, text_codes, 16)
     expected = _ppsr_loop(s, k_ppsr) if use_ppsr else s
     np.testing.assert_allclose(out["coarse"], expected, atol=1e-9)
@@ -178,8 +178,8 @@ def test_coarse_matrix_and_candidates_match_direct_computation(use_ppsr):
 
 def test_rescored_candidates_rank_by_fine_score_above_the_rest():
     image_codes, text_codes, images, texts, owner = _random_setup()
-    out = coarse_to_fine_matrices(image_codes, text_codes, CoarseToFineOptions(candidates=4, ppsr=True, ppsr_k=3),
-                                  fine=ModelRescorer(_cosine, images, texts))
+    options = CoarseToFineOptions(candidates=4, candidate_share=0.0, ppsr=True, ppsr_k=3)
+    out = coarse_to_fine_matrices(image_codes, text_codes, options, fine=ModelRescorer(_cosine, images, texts))
     fine = _cosine(images, texts).numpy().astype(np.float64)  # [N, C]
     for j in range(texts["global"].shape[0]):
         cand = out["candidates_t2i"][j]
@@ -199,11 +199,12 @@ def test_rescored_candidates_rank_by_fine_score_above_the_rest():
 def test_all_candidates_equals_exhaustive_and_coarse_only_equals_coarse():
     image_codes, text_codes, images, texts, owner = _random_setup()
     fine = ModelRescorer(_cosine, images, texts)
-    full = coarse_to_fine_matrices(image_codes, text_codes, CoarseToFineOptions(candidates=10_000), fine=fine)
+    full = coarse_to_fine_matrices(image_codes, text_codes, CoarseToFineOptions(candidates=10_000, candidate_share=0.0),
+                                   fine=fine)
     exhaustive = retrieval_metrics(_cosine(images, texts), owner)
     assert metrics_from_matrices(full["i2t"], full["t2i"], owner) == pytest.approx(exhaustive)
-    coarse = coarse_to_fine_matrices(image_codes, text_codes, CoarseToFineOptions(candidates=3, coarse_only=True),
-                                     fine=fine)
+    only = CoarseToFineOptions(candidates=3, candidate_share=0.0, coarse_only=True)
+    coarse = coarse_to_fine_matrices(image_codes, text_codes, only, fine=fine)
     assert metrics_from_matrices(coarse["i2t"], coarse["t2i"], owner) == retrieval_metrics(coarse["coarse"], owner)
     assert coarse["timings"]["fine_pairs"] == 0
 

@@ -19,11 +19,8 @@ model has hash heads the index also holds CFITR codes; the float coarse index of
 from __future__ import annotations
 
 import logging
-
-import json
 import re
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from rsitr.config.schema import CoarseToFineParams
 from rsitr.data.images import EvalImages
 from rsitr.retrieval.binary_codes import hamming_distance
 from rsitr.retrieval.evaluate import encode_split
@@ -55,6 +56,7 @@ __all__ = [
 ]
 
 Embeddings = dict[str, torch.Tensor]
+_DEFAULTS = CoarseToFineParams()
 
 
 def _c2f(params: Any) -> Any:
@@ -68,14 +70,15 @@ class CoarseToFineOptions:
 
     ``candidates`` per query (or ``candidate_share`` of its gallery when > 0), PPSR on the
     coarse matrix with neighbourhood ``ppsr_k``, ``coarse_only`` (no fine stage) and
-    ``exhaustive`` (also score every pair, the reference c2f approximates).
+    ``exhaustive`` (also score every pair, the reference c2f approximates). Defaults are
+    the schema's (``CoarseToFineParams``).
     """
 
-    candidates: int = 70
-    candidate_share: float = 0.0
-    ppsr: bool = True
-    ppsr_k: int = 10
-    coarse_only: bool = False
+    candidates: int = _DEFAULTS.candidates
+    candidate_share: float = _DEFAULTS.candidate_share
+    ppsr: bool = _DEFAULTS.ppsr
+    ppsr_k: int = _DEFAULTS.ppsr_k
+    coarse_only: bool = _DEFAULTS.coarse_only
     exhaustive: bool = True
 
     @classmethod

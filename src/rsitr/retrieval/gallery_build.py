@@ -31,6 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from rsitr.atomic import write_bytes, write_text
+from rsitr.config.schema import CoarseToFineParams
 from rsitr.data.images import ImageLoader
 from rsitr.errors import DataError
 from rsitr.retrieval.gallery_index import BUILD_DIR, INDEX_FILE, INDEX_FORMAT
@@ -77,7 +78,7 @@ class IndexBuildOptions:
 
     chunk_size: int = 1024  # images per resumable unit
     batch_size: int = 64  # images per forward pass
-    ppsr_k: int = 10  # PPSR neighbourhood of the hub_<name>.npy gallery terms
+    ppsr_k: int = CoarseToFineParams.ppsr_k  # PPSR neighbourhood of the hub_<name>.npy gallery terms
     force: bool = False  # discard an existing index or partial build at ``out``
     progress: bool = True
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rsitr.config.schema import ServeParams
 from rsitr.data.images import ImageLoader
 from rsitr.errors import ConfigError, ModelError, unknown_name
 from rsitr.retrieval.coarse_index import META_FILE, load_coarse_index, make_coarse_index
@@ -34,6 +35,7 @@ from rsitr.retrieval.rescore import fine_rescore
 FLOAT_COARSE = ("hnsw", "ivf", "exact")
 COARSE_STAGES = (*FLOAT_COARSE, "hash")
 FINE_STAGES = ("model", "dense", "none")
+_SERVE = ServeParams()
 
 __all__ = ["COARSE_STAGES", "FINE_STAGES", "GallerySearcher", "SearchOptions", "build_float_coarse"]
 
@@ -57,12 +59,12 @@ class SearchOptions:
 
     ``coarse_options``: keywords of the float coarse index (``m``, ``ef_search``, ``nprobe``,
     ``threads``...); ``coarse_dir``: where a saved float coarse index may be loaded from;
-    ``use_ppsr``: PPSR in the ``hash`` coarse stage.
+    ``use_ppsr``: PPSR in the ``hash`` coarse stage. Defaults are the schema's (``ServeParams``).
     """
 
-    coarse: str = "hnsw"
-    fine: str = "model"
-    candidates: int = 70
+    coarse: str = _SERVE.coarse
+    fine: str = _SERVE.fine
+    candidates: int = _SERVE.candidates
     coarse_options: Mapping[str, Any] | None = None
     coarse_dir: str | Path | None = None
     use_ppsr: bool = True
