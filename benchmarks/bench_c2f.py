@@ -4,7 +4,7 @@ CFITR (Zhou, Wu, Deng, "Toward Efficient and Accurate Remote Sensing Image-Text 
 with a Coarse-to-Fine Approach", IEEE GRSL 2024) trades a Hamming scan of precomputed
 codes plus a re-score of K candidates for an exhaustive dense scoring. This benchmark
 measures that trade-off with the library's own search primitives
-(``rsitr.retrieval.search``):
+(``rsitr.retrieval.hamming_search``, ``rsitr.retrieval.rescore``):
 
 * gallery: ``--n`` random unit vectors of ``--dim`` dimensions, stored float16 (as in an
   rsitr index); ``--bits``-bit codes = sign of a fixed random projection (SimHash), packed;
@@ -42,11 +42,13 @@ import torch
 
 try:
     from rsitr.retrieval.binary_codes import pack_codes
-    from rsitr.retrieval.search import HammingIndex, dense_rescore
+    from rsitr.retrieval.hamming_search import HammingIndex
+    from rsitr.retrieval.rescore import dense_rescore
 except ImportError:  # running from a source checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from rsitr.retrieval.binary_codes import pack_codes
-    from rsitr.retrieval.search import HammingIndex, dense_rescore
+    from rsitr.retrieval.hamming_search import HammingIndex
+    from rsitr.retrieval.rescore import dense_rescore
 
 TOP = 10
 CHUNK = 100_000

@@ -30,7 +30,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from rsitr.models.local_alignment import blockwise_local_similarity, fused_score
+from rsitr.models.local_alignment import FusedScoreOptions, blockwise_local_similarity, fused_score
 
 
 def _rss_bytes() -> int:
@@ -99,7 +99,7 @@ def run_one(config: dict, args: argparse.Namespace, queue) -> None:
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
     local = config["local"]
-    kwargs = dict(block_size=config.get("block_size", 400), method=config.get("method", "auto"))
+    options = FusedScoreOptions(block_size=config.get("block_size", 400), method=config.get("method", "auto"))
     tokens = (inputs["image_tokens"], inputs["text_tokens"], inputs["text_mask"]) if local else ()
     times = []
     peak = 0
@@ -107,7 +107,7 @@ def run_one(config: dict, args: argparse.Namespace, queue) -> None:
         _sync(device)
         with PeakSampler() as sampler:
             start = time.perf_counter()
-            scores = fused_score(inputs["image_global"], inputs["text_global"], *tokens, **(kwargs if local else {}))
+            scores = fused_score(inputs["image_global"], inputs["text_global"], *tokens, options=options)
             _sync(device)
             times.append(time.perf_counter() - start)
         peak = max(peak, sampler.peak - sampler.start)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from rsitr.config.schema import EbakerOptions
 from rsitr.losses.ebaker import EbakerLoss
 from rsitr.models.local_alignment import (
+    FusedScoreOptions,
     blockwise_local_similarity,
     fused_score,
     local_similarity,
@@ -68,8 +69,9 @@ def test_default_local_score_is_the_released_raw_frobenius_norm_over_all_positio
     torch.testing.assert_close(blocked, expected, rtol=1e-9, atol=1e-9)
     image_global, text_global = _raw(2, 4, DIM), _raw(3, 3, DIM)
     cosine = F.normalize(image_global, dim=-1) @ F.normalize(text_global, dim=-1).T
-    fused = fused_score(image_global, text_global, images, texts, mask, global_weight=options.global_weight,
-                        local_weight=options.local_weight, block_size=2, normalize=options.local_normalize)
+    fused = fused_score(image_global, text_global, images, texts, mask,
+                        FusedScoreOptions(global_weight=options.global_weight, local_weight=options.local_weight,
+                                          block_size=2, normalize=options.local_normalize))
     torch.testing.assert_close(fused, 0.6 * cosine + 0.4 * expected)
 
 

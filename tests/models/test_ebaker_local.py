@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from rsitr.models.local_alignment import (
+    FusedScoreOptions,
     blockwise_local_similarity,
     fused_score,
     local_similarity,
@@ -124,7 +125,8 @@ def test_fused_score_weights_global_and_local():
     texts = prepare_text_tokens(torch.randn(3, 9, 8, generator=g), mask)
     cosine = F.normalize(image_global, dim=-1) @ F.normalize(text_global, dim=-1).T
     local = local_similarity(images, texts, mask.sum(1))
-    fused = fused_score(image_global, text_global, images, texts, mask, global_weight=0.6, local_weight=0.4, block_size=2)
+    fused = fused_score(image_global, text_global, images, texts, mask,
+                        FusedScoreOptions(global_weight=0.6, local_weight=0.4, block_size=2))
     torch.testing.assert_close(fused, 0.6 * cosine + 0.4 * local)
     torch.testing.assert_close(fused_score(image_global, text_global), cosine)
 

@@ -21,6 +21,7 @@ from torch import nn
 from rsitr.config.schema import CoarseToFineParams
 from rsitr.retrieval.binary_codes import hamming_distance, pack_codes
 from rsitr.retrieval.coarse_to_fine import (
+    CoarseToFineOptions,
     coarse_to_fine_matrices,
     candidate_count,
     evaluate_coarse_to_fine,
@@ -30,6 +31,7 @@ from rsitr.retrieval.coarse_to_fine import (
 )
 from rsitr.retrieval.hash_head import HashHeads
 from rsitr.retrieval.metrics import retrieval_metrics
+from rsitr.retrieval.rescore import ModelRescorer
 from rsitr.data.images import ImageLoader
 from rsitr.data.manifest import RetrievalSplit
 
@@ -161,9 +163,8 @@ def _cosine(image_embs, text_embs):
 def test_coarse_matrix_and_candidates_match_direct_computation(use_ppsr):
     image_codes, text_codes, images, texts, _ = _random_setup()
     k_cand, k_ppsr = 5, 3
-    out = coarse_to_fine_matrices(
-        _cosine, images, texts, image_codes, text_codes, candidates=k_cand, ppsr=use_ppsr, ppsr_k=k_ppsr
-    )
+    options = CoarseToFineOptions(candidates=k_cand, candidate_share=0.0, ppsr=use_ppsr, ppsr_k=k_ppsr)
+    out = coarse_to_fine_matrices(image_codes, text_codes, options, fine=ModelRescorer(_cosine, images, texts))
     s = _unpacked_similarity(image_codes, text_codes, 16)
     expected = _ppsr_loop(s, k_ppsr) if use_ppsr else s
     np.testing.assert_allclose(out["coarse"], expected, atol=1e-9)
@@ -178,7 +179,8 @@ def test_coarse_matrix_and_candidates_match_direct_computation(use_ppsr):
 
 def test_rescored_candidates_rank_by_fine_score_above_the_rest():
     image_codes, text_codes, images, texts, owner = _random_setup()
-    out = coarse_to_fine_matrices(_cosine, images, texts, image_codes, text_codes, candidates=4, ppsr=True, ppsr_k=3)
+    options = CoarseToFineOptions(candidates=4, candidate_share=0.0, ppsr=True, ppsr_k=3)
+    out = coarse_to_fine_matrices(image_codes, text_codes, options, fine=ModelRescorer(_cosine, images, texts))
     fine = _cosine(images, texts).numpy().astype(np.float64)  # [N, C]
     for j in range(texts["global"].shape[0]):
         cand = out["candidates_t2i"][j]
@@ -197,10 +199,13 @@ def test_rescored_candidates_rank_by_fine_score_above_the_rest():
 
 def test_all_candidates_equals_exhaustive_and_coarse_only_equals_coarse():
     image_codes, text_codes, images, texts, owner = _random_setup()
-    full = coarse_to_fine_matrices(_cosine, images, texts, image_codes, text_codes, candidates=10_000)
+    fine = ModelRescorer(_cosine, images, texts)
+    full = coarse_to_fine_matrices(image_codes, text_codes, CoarseToFineOptions(candidates=10_000, candidate_share=0.0),
+                                   fine=fine)
     exhaustive = retrieval_metrics(_cosine(images, texts), owner)
     assert metrics_from_matrices(full["i2t"], full["t2i"], owner) == pytest.approx(exhaustive)
-    coarse = coarse_to_fine_matrices(_cosine, images, texts, image_codes, text_codes, candidates=3, coarse_only=True)
+    only = CoarseToFineOptions(candidates=3, candidate_share=0.0, coarse_only=True)
+    coarse = coarse_to_fine_matrices(image_codes, text_codes, only, fine=fine)
     assert metrics_from_matrices(coarse["i2t"], coarse["t2i"], owner) == retrieval_metrics(coarse["coarse"], owner)
     assert coarse["timings"]["fine_pairs"] == 0
 
@@ -255,3 +260,37 @@ def test_candidate_share_sizes_each_direction_by_its_own_gallery(cells):
     assert (result["candidates_t2i"], result["candidates_i2t"]) == (math.ceil(0.25 * n), math.ceil(0.25 * c))
     assert result["timings"]["fine_pairs"] == c * math.ceil(0.25 * n) + n * math.ceil(0.25 * c)
     assert 0.25 <= result["timings"]["fine_pair_share"] <= 0.5
+
+
+def test_a_custom_fine_scorer_plugs_into_the_evaluation(cells):
+    """The fine stage is pluggable: an oracle scorer puts every shortlisted match first."""
+    model, heads, test = cells["model"], cells["heads"], cells["test"]
+    owner = np.asarray(test.caption_image)
+    calls = []
+
+    def oracle(model_, image_embs, text_embs):
+        assert model_ is model and image_embs["global"].shape[0] == test.num_images
+
+        def score(direction, queries, candidates):
+            calls.append((direction, queries.shape, candidates.shape))
+            if direction == "t2i":  # queries: captions, candidates: images
+                return (owner[queries][:, None] == candidates).astype(np.float32)
+            return (owner[candidates] == queries[:, None]).astype(np.float32)
+
+        return score
+
+    result = evaluate_coarse_to_fine(model, heads, test, stub_loader(), 16, "cpu", small_c2f(candidates=5), fine=oracle)
+    n, c = test.num_images, len(test.captions)
+    assert calls == [("t2i", (c,), (c, 5)), ("i2t", (n,), (n, 5))]
+    # R@1 with the oracle = a match among the 5 coarse candidates = coarse R@5
+    coarse = result["coarse_metrics"]
+    assert (result["metrics"]["t2i_R1"], result["metrics"]["i2t_R1"]) == (coarse["t2i_R5"], coarse["i2t_R5"])
+    default = evaluate_coarse_to_fine(model, heads, test, stub_loader(), 16, "cpu", small_c2f(candidates=5))
+    assert default["metrics"]["t2i_R1"] <= result["metrics"]["t2i_R1"]
+
+
+def test_options_come_from_the_c2f_params():
+    params = small_c2f(candidates=12, candidate_share=0.1, ppsr=False, ppsr_k=4, coarse_only=True)
+    options = CoarseToFineOptions.of(params)
+    assert options == CoarseToFineOptions(candidates=12, candidate_share=0.1, ppsr=False, ppsr_k=4, coarse_only=True)
+    assert CoarseToFineOptions.of(options) is options

@@ -11,8 +11,9 @@ import torch
 
 from rsitr.errors import DataError, ModelError
 from rsitr.retrieval.hash_head import HashHeads
-from rsitr.retrieval.index import GalleryIndex, build_index, list_images
-from rsitr.retrieval.search import hamming_similarity
+from rsitr.retrieval.gallery_build import GalleryEncoder, IndexBuildOptions, build_index, list_images
+from rsitr.retrieval.gallery_index import GalleryIndex
+from rsitr.retrieval.hamming_search import hamming_similarity
 from rsitr.retrieval.binary_codes import hamming_distance
 
 from test_coarse_to_fine import StubModel, make_cells, stub_loader
@@ -42,9 +43,10 @@ class Interrupt(Exception):
 
 def _build(gallery, out, **kwargs):
     model = kwargs.pop("model", None) or StubModel()
+    options = IndexBuildOptions(chunk_size=10, batch_size=4, ppsr_k=3, force=kwargs.pop("force", False), progress=False)
     return build_index(
-        model, gallery["heads"], gallery["paths"], out, ids=gallery["ids"], loader=stub_loader(),
-        chunk_size=10, batch_size=4, ppsr_k=3, progress=False, model_info={"variant": "stub"}, **kwargs,
+        GalleryEncoder(model, gallery["heads"], stub_loader()), gallery["paths"], out, ids=gallery["ids"],
+        model_info={"variant": "stub"}, options=options, **kwargs,
     )
 
 
@@ -120,8 +122,8 @@ def test_existing_index_and_mismatched_partial_build_are_refused(gallery, tmp_pa
         _build(gallery, partial, on_chunk=lambda c: (_ for _ in ()).throw(Interrupt()))
     with pytest.raises(DataError, match="different inputs"):
         build_index(
-            StubModel(), gallery["heads"], gallery["paths"], partial, ids=gallery["ids"], loader=stub_loader(),
-            chunk_size=12, batch_size=4, ppsr_k=3, progress=False, model_info={"variant": "stub"},
+            GalleryEncoder(StubModel(), gallery["heads"], stub_loader()), gallery["paths"], partial, ids=gallery["ids"],
+            model_info={"variant": "stub"}, options=IndexBuildOptions(chunk_size=12, batch_size=4, ppsr_k=3, progress=False),
         )
 
 

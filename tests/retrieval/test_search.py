@@ -1,4 +1,4 @@
-"""Coarse-to-fine search: FAISS Hamming kNN, single-query PPSR, fine re-scoring, end to end."""
+"""Coarse-to-fine search: FAISS Hamming kNN, single-query PPSR, fine re-scoring, the searcher, end to end."""
 
 from __future__ import annotations
 
@@ -7,15 +7,11 @@ import pytest
 import torch
 
 from rsitr.retrieval.binary_codes import hamming_distance, hamming_topk, pack_codes
-from rsitr.retrieval.index import GalleryIndex, build_index, list_images
-from rsitr.retrieval.search import (
-    HammingIndex,
-    dense_rescore,
-    hamming_similarity,
-    ppsr_candidates,
-    reference_hubness,
-    search_index,
-)
+from rsitr.retrieval.gallery_build import GalleryEncoder, IndexBuildOptions, build_index, list_images
+from rsitr.retrieval.gallery_index import GalleryIndex
+from rsitr.retrieval.hamming_search import HammingIndex, hamming_similarity, ppsr_candidates, reference_hubness
+from rsitr.retrieval.rescore import dense_rescore, fine_rescore
+from rsitr.retrieval.searcher import GallerySearcher, SearchOptions
 
 from test_coarse_to_fine import TEMPLATES, StubModel, make_cells, small_c2f, stub_loader
 
@@ -92,17 +88,24 @@ def searchable(tmp_path_factory):
     make_cells(root / "gallery", 1, seed=5)
     heads, _ = train_hash_heads(model, train, stub_loader(), small_c2f(), "cpu")
     ids, paths = list_images(root / "gallery")
-    out = build_index(model, heads, paths, root / "index", ids=ids, loader=stub_loader(), chunk_size=16, progress=False)
+    out = build_index(GalleryEncoder(model, heads, stub_loader()), paths, root / "index", ids=ids,
+                      options=IndexBuildOptions(chunk_size=16, progress=False))
     return {"model": model, "heads": heads, "index": GalleryIndex.load(out)}
 
 
+def _hash_searcher(searchable, **options):
+    """The CFITR pipeline: hash codes + PPSR coarse stage, the model's own scorer as the fine stage."""
+    return GallerySearcher(searchable["index"], searchable["model"], heads=searchable["heads"],
+                           options=SearchOptions(coarse="hash", **options))
+
+
 def test_text_search_finds_the_right_image(searchable):
-    model, heads, index = searchable["model"], searchable["heads"], searchable["index"]
+    searcher = _hash_searcher(searchable, candidates=8)
     hits = []
     for colour in ("red", "green", "blue"):
         for cell in range(16):
             caption = TEMPLATES[cell % 3].format(colour=colour, cell=cell)
-            result = search_index(index, model, heads, text=caption, top_k=5, candidates=8)
+            result = searcher.search_text(caption, 5)
             hits.append(f"{colour}_{cell:02d}_0.png" in [r["id"] for r in result["results"]])
             assert [r["rank"] for r in result["results"]] == [1, 2, 3, 4, 5]
             scores = [r["score"] for r in result["results"]]
@@ -111,22 +114,20 @@ def test_text_search_finds_the_right_image(searchable):
 
 
 def test_search_modes(searchable):
-    model, heads, index = searchable["model"], searchable["heads"], searchable["index"]
+    model, index = searchable["model"], searchable["index"]
     caption = "a blue square in cell 9"
-    fine = search_index(index, model, heads, text=caption, top_k=3, candidates=8)
-    assert fine["ppsr"] and fine["results"][0]["id"] == "blue_09_0.png"
+    fine = _hash_searcher(searchable, candidates=8).search_text(caption, 3)
+    assert fine["results"][0]["id"] == "blue_09_0.png"
     # the fine scores are the model's cosine over the float16 gallery embeddings
     q = model.embed_texts(model.tokenize([caption]))["global"][0].numpy()
     top = index.ids.index(fine["results"][0]["id"])
     g = index.embeddings["global"][top].astype(np.float32)
     assert fine["results"][0]["score"] == pytest.approx(float(g @ q / np.linalg.norm(g)), abs=1e-5)
-    coarse = search_index(index, model, heads, text=caption, top_k=3, candidates=8, coarse_only=True, use_ppsr=False)
-    assert not coarse["ppsr"] and all(r["score"] == r["coarse"] for r in coarse["results"])
-    by_image = search_index(index, model, heads, image=index.paths[top], top_k=2)
-    assert by_image["mode"] == "image" and by_image["results"][0]["id"] == "blue_09_0.png"
+    coarse = _hash_searcher(searchable, candidates=8, fine="none", use_ppsr=False).search_text(caption, 3)
+    assert all(r["score"] == r["coarse"] for r in coarse["results"])
+    by_image = _hash_searcher(searchable).search_image(index.paths[top], 2)
+    assert by_image["mode"] == "image -> image" and by_image["results"][0]["id"] == "blue_09_0.png"
     assert by_image["results"][0]["score"] == pytest.approx(1.0, abs=1e-3)
-    with pytest.raises(ValueError):
-        search_index(index, model, heads, top_k=2)
 
 
 # ----------------------------------------------------------------------------- end to end (slow)
@@ -243,19 +244,19 @@ def test_cli_end_to_end_with_a_trained_tiny_model(tmp_path):
     out = c2f_cli("search", "--index", str(tmp_path / "test_index"), "--params", params, "--json", "--top-k", "5",
                   "a red square in the top left")
     payload = json.loads(out.stdout)
-    assert len(payload["results"]) == 5 and payload["mode"] == "text"
+    assert len(payload["results"]) == 5 and payload["mode"] == "text -> image"
     from rsitr.config import load_params
-    from rsitr.retrieval.index import GalleryIndex
     from rsitr.models.trained import load_trained_model
 
     loaded = load_params(params, [])
     model = load_trained_model(loaded, "finetune", tmp_path / "models" / "finetune" / "best.pt")
     index = GalleryIndex.load(tmp_path / "test_index")
     heads, _ = index.load_heads()
+    searcher = GallerySearcher(index, model, heads=heads, options=SearchOptions(coarse="hash", candidates=12))
     tests = rows[rows["split"] == "test"]
     hits = []
     for caption, image_key in zip(tests["caption"], tests["image_key"]):
-        result = search_index(index, model, heads, text=caption, top_k=5, candidates=12)
+        result = searcher.search_text(caption, 5)
         hits.append(image_key in [r["id"] for r in result["results"]])
     print(f"right image in the top 5: {np.mean(hits):.3f} of {len(hits)} test captions")
     assert np.mean(hits) > 0.5
@@ -263,38 +264,39 @@ def test_cli_end_to_end_with_a_trained_tiny_model(tmp_path):
 
 def test_the_served_searcher_matches_c2f_and_exact_search(searchable, tmp_path):
     from rsitr.errors import ConfigError, ModelError
-    from rsitr.retrieval.served import GallerySearcher
+    from rsitr.retrieval.searcher import build_float_coarse
 
     model, heads, index = searchable["model"], searchable["heads"], searchable["index"]
     caption = "a green square in cell 4"
-    # hash coarse stage + the model's scorer: the CFITR pipeline of search_index, result for result
-    hashed = GallerySearcher(index, model, heads=heads, coarse="hash", candidates=8).search_text(caption, 5)
-    reference = search_index(index, model, heads, text=caption, top_k=5, candidates=8)
-    assert [r["id"] for r in hashed["results"]] == [r["id"] for r in reference["results"]]
-    np.testing.assert_allclose([r["score"] for r in hashed["results"]], [r["score"] for r in reference["results"]],
-                               atol=1e-6)
+    # hash coarse stage + the model's scorer: the CFITR pipeline, composed here from its primitives
+    hashed = _hash_searcher(searchable, candidates=8).search_text(caption, 5)
+    query = {k: v.float() for k, v in model.embed_texts(model.tokenize([caption])).items()}  # [1, ...]
+    shortlist = ppsr_candidates(index.hamming, heads.pack("text", query["global"]), 8, hubness=index.hubness["text"],
+                                ppsr_k=int(index.manifest["ppsr_k"]))["indices"][0]  # [8]
+    rescored = fine_rescore(model.score, index.embeddings, query, shortlist)  # [8]
+    reference = np.lexsort((shortlist, -rescored))[:5]
+    assert [r["id"] for r in hashed["results"]] == [index.ids[shortlist[j]] for j in reference]
+    np.testing.assert_allclose([r["score"] for r in hashed["results"]], rescored[reference], atol=1e-6)
     # float coarse stages with a shortlist covering the gallery: the exact ranking of the model's scorer
     q = model.embed_texts(model.tokenize([caption]))
     gallery = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in index.embeddings.items()}
     scores = model.score(gallery, q)[:, 0].numpy()
     exact = [index.ids[i] for i in np.lexsort((np.arange(len(scores)), -scores))[:5]]
     for kind in ("hnsw", "exact", "ivf"):
-        found = GallerySearcher(index, model, coarse=kind, candidates=len(index)).search_text(caption, 5)
-        assert [r["id"] for r in found["results"]] == exact, kind
+        found = GallerySearcher(index, model, options=SearchOptions(coarse=kind, candidates=len(index)))
+        assert [r["id"] for r in found.search_text(caption, 5)["results"]] == exact, kind
     # the coarse index saved beside an index is loaded, not rebuilt, when it matches
-    from rsitr.retrieval.served import build_float_coarse
-
     build_float_coarse("hnsw", index.embeddings["global"], {"m": 8}).save(tmp_path / "coarse")
-    loaded = GallerySearcher(index, model, coarse="hnsw", coarse_dir=tmp_path / "coarse")
+    loaded = GallerySearcher(index, model, options=SearchOptions(coarse="hnsw", coarse_dir=tmp_path / "coarse"))
     assert loaded.coarse.m == 8
     # an index built without hash heads holds no codes: float stages work, 'hash' says why not
     ids, paths = index.ids, index.paths
-    plain = GalleryIndex.load(build_index(model, None, paths, tmp_path / "plain", ids=ids, loader=stub_loader(),
-                                          chunk_size=16, progress=False))
+    plain = GalleryIndex.load(build_index(GalleryEncoder(model, None, stub_loader()), paths, tmp_path / "plain", ids=ids,
+                                          options=IndexBuildOptions(chunk_size=16, progress=False)))
     assert plain.codes is None and plain.bits is None and not plain.hubness
-    assert GallerySearcher(plain, model, coarse="exact", candidates=len(plain)).search_text(caption, 5)["results"][0][
-        "id"] == exact[0]
+    exact_plain = GallerySearcher(plain, model, options=SearchOptions(coarse="exact", candidates=len(plain)))
+    assert exact_plain.search_text(caption, 5)["results"][0]["id"] == exact[0]
     with pytest.raises(ModelError, match="needs hash heads"):
-        GallerySearcher(plain, model, heads=heads, coarse="hash")
+        GallerySearcher(plain, model, heads=heads, options=SearchOptions(coarse="hash"))
     with pytest.raises(ConfigError, match="valid coarse stages: exact, hash, hnsw, ivf"):
-        GallerySearcher(index, model, coarse="lsh")
+        GallerySearcher(index, model, options=SearchOptions(coarse="lsh"))

@@ -89,13 +89,13 @@ def make_gallery_index():
     """``build(params, root, count)``: a gallery of the toy images 200.. and its index under ``root``."""
     import shutil
 
-    from rsitr.app.gallery import build_gallery_index
+    from rsitr.app.gallery import GalleryBuild, build_gallery_index
 
     def build(params, root: Path, count: int) -> Path:
         (root / "gallery").mkdir()
         for i in range(200, 200 + count):
             shutil.copy(Path(params.paths.data) / "img" / f"{i}.png", root / "gallery" / f"{i}.png")
-        build_gallery_index(params, "finetune", root / "gallery", root / "index", progress=False)
+        build_gallery_index(params, "finetune", root / "gallery", root / "index", build=GalleryBuild(progress=False))
         return root / "index"
 
     return build

@@ -15,12 +15,12 @@ import pytest
 import torch
 from PIL import Image
 
-from rsitr.app.gallery import build_gallery_index, load_searcher
+from rsitr.app.gallery import GalleryBuild, build_gallery_index, load_searcher
 from rsitr.app.registry import input_example, register_variant
 from rsitr.app.runs import published_checkpoint, read_run_record
 from rsitr.config import load_params
 from rsitr.models.trained import load_trained_model
-from rsitr.retrieval.index import GalleryIndex
+from rsitr.retrieval.gallery_index import GalleryIndex
 from rsitr.tracking.registry import promote, register_model
 
 GALLERY = range(200, 240)  # the toy test images; colour = index % 6 (0 red, 1 green, 2 blue, ...)
@@ -127,7 +127,8 @@ def test_a_promotion_goes_live_without_a_restart_once_its_index_exists(trained_t
     assert promote(params, "finetune").promoted
     images = _gallery(params, tmp_path)
     indexes = tmp_path / "indexes"
-    build_gallery_index(params, "models:/live-finetune@champion", images, indexes / "v1", progress=False)
+    build_gallery_index(params, "models:/live-finetune@champion", images, indexes / "v1",
+                        build=GalleryBuild(progress=False))
 
     service = SearchService(params, indexes / "v1", poll_s=0.2)
     with _client(service) as client:
@@ -148,7 +149,8 @@ def test_a_promotion_goes_live_without_a_restart_once_its_index_exists(trained_t
         again = client.post("/search/text", json={"query": "a bare blue field", "top_k": 40}).json()
         assert again["results"] == before["results"] and again["model"]["version"] == "1"
 
-        build_gallery_index(params, "models:/live-finetune@champion", images, indexes / "v2", progress=False)
+        build_gallery_index(params, "models:/live-finetune@champion", images, indexes / "v2",
+                            build=GalleryBuild(progress=False))
         health = _wait(client, lambda h: h["serving"]["version"] == "2")
         assert health["pending"] is None and health["serving"]["index"] == str(indexes / "v2")
         after = client.post("/search/text", json={"query": "a bare blue field", "top_k": 40}).json()
@@ -185,7 +187,7 @@ def test_the_logged_model_carries_the_hash_heads_of_its_checkpoint(trained_toy: 
     from rsitr.app.paths import ProjectPaths
     from rsitr.app.registry import matching_hash_heads
     from rsitr.retrieval.hash_head import HashHeads, save_hash_heads
-    from rsitr.retrieval.index import sha256_file
+    from rsitr.retrieval.gallery_index import sha256_file
     from rsitr.tracking.pyfunc_model import _stage_artifacts, load_model_bundle
     from rsitr.tracking.registry import _bundled_params
 

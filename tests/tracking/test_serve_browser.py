@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rsitr.app.gallery import build_gallery_index
+from rsitr.app.gallery import GalleryBuild, build_gallery_index
 from rsitr.config import load_params
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -47,7 +47,7 @@ def test_the_page_shows_the_result_thumbnails_in_chromium(trained_toy: Path, tmp
     images.mkdir()
     for i in range(200, 240):  # colour = i % 6: 0 red, 1 green, 2 blue, 3 yellow, 4 white, 5 black
         shutil.copy(Path(params.paths.data) / "img" / f"{i}.png", images / f"{i}.png")
-    build_gallery_index(params, "finetune", images, tmp_path / "index", progress=False)
+    build_gallery_index(params, "finetune", images, tmp_path / "index", build=GalleryBuild(progress=False))
     service = SearchService(params, tmp_path / "index")
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning"))

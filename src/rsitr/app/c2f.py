@@ -30,7 +30,7 @@ from rsitr.models import resolve_device
 from rsitr.models.trained import load_trained_model
 from rsitr.retrieval.coarse_to_fine import evaluate_coarse_to_fine, train_hash_heads
 from rsitr.retrieval.hash_head import HashHeads, load_hash_heads, save_hash_heads
-from rsitr.retrieval.index import sha256_file
+from rsitr.retrieval.gallery_index import sha256_file
 from rsitr.retrieval.ranks import save_ranks
 
 logger = logging.getLogger(__name__)

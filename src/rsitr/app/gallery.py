@@ -1,7 +1,7 @@
 """Gallery indexes and search over them, for a trained variant or a registered model version.
 
 ``build_gallery_index`` resolves a model reference and encodes a folder of images (or the
-images of a dataset split) into a resumable index (``rsitr.retrieval.index``). References:
+images of a dataset split) into a resumable index (``rsitr.retrieval.gallery_build``). References:
 
 * ``models:/<name>@<alias>`` or ``models:/<name>/<version>``: a registered version, downloaded
   from the registry (weights, config, hash heads when the variant had them);
@@ -13,17 +13,14 @@ id; or variant, run id and checkpoint sha256), never an absolute checkpoint path
 model has hash heads the index also holds CFITR codes; the float coarse index of
 ``serve.coarse`` (HNSW by default) is built beside it (``<index>/coarse/``).
 ``load_searcher`` loads the model an index names once into a ``GallerySearcher``
-(``rsitr.retrieval.served``); ``rsitr search`` and ``rsitr serve`` use it.
+(``rsitr.retrieval.searcher``); ``rsitr search`` and ``rsitr serve`` use it.
 """
 
 from __future__ import annotations
 
 import logging
-
-import json
 import re
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,8 +38,9 @@ from rsitr.errors import ConfigError, DataError, ModelError
 from rsitr.models import resolve_device
 from rsitr.models.trained import load_trained_model
 from rsitr.retrieval.hash_head import load_hash_heads
-from rsitr.retrieval.index import BUILD_DIR, INDEX_FILE, GalleryIndex, build_index, list_images, sha256_file
-from rsitr.retrieval.served import FLOAT_COARSE, GallerySearcher, build_float_coarse
+from rsitr.retrieval.gallery_build import GalleryEncoder, IndexBuildOptions, build_index, list_images
+from rsitr.retrieval.gallery_index import BUILD_DIR, INDEX_FILE, GalleryIndex, sha256_file
+from rsitr.retrieval.searcher import FLOAT_COARSE, GallerySearcher, SearchOptions, build_float_coarse
 from rsitr.tracking.pyfunc_model import load_model_bundle
 from rsitr.tracking.registry import (
     ModelVersionRef,
@@ -56,6 +54,32 @@ logger = logging.getLogger(__name__)
 MAX_TOP_K = 1000
 COARSE_DIR = "coarse"
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True)
+class GalleryBuild:
+    """How ``rsitr index build`` builds (``None``: the model's own value)."""
+
+    chunk_size: int = 1024  # images per resumable unit
+    batch_size: int | None = None  # images per forward pass; None: the variant's eval.batch_size
+    device: str | None = None  # None: the variant's train.device
+    force: bool = False  # discard an existing index or partial build
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class SearchChoice:
+    """Overrides of ``params.serve`` for one searcher (``None``: the params' value).
+
+    ``fine="none"`` ranks by the coarse score alone; ``ppsr=False`` switches PPSR off
+    (it is on only when ``c2f.ppsr`` is too).
+    """
+
+    coarse: str | None = None
+    fine: str | None = None
+    candidates: int | None = None
+    ppsr: bool = True
+    device: str | None = None
 
 
 @dataclass
@@ -160,26 +184,24 @@ def split_images(params: RsitrParams, split: str) -> tuple[list[str], list[str]]
 
 
 def build_gallery_index(params: RsitrParams, model: str, images: str | Path | None, out: str | Path, *,
-                        split: str | None = None, chunk_size: int = 1024, batch_size: int | None = None,
-                        device: str | None = None, force: bool = False, progress: bool = True) -> GalleryIndex:
+                        split: str | None = None, build: GalleryBuild = GalleryBuild()) -> GalleryIndex:
     """Encode every image under ``images`` (or of ``split``) with ``model`` into the index folder ``out``."""
     out_dir = Path(out)
-    if (out_dir / INDEX_FILE).exists() and not (out_dir / BUILD_DIR).exists() and not force:
+    if (out_dir / INDEX_FILE).exists() and not (out_dir / BUILD_DIR).exists() and not build.force:
         raise DataError(f"index {str(out)!r} already exists; pass --force to rebuild it")
     if (images is None) == (split is None):
         raise ConfigError("give either --images DIR or --split NAME (not both)")
     listed = list_images(images) if images is not None else split_images(params, split)  # fails fast when empty
     ids, image_paths = readable_images(*listed)
     resolved = resolve_model(params, model)
-    torch_device = choose_device(params, resolved.variant, device)
+    torch_device = choose_device(params, resolved.variant, build.device)
     heads = None if resolved.heads is None else resolved.heads.to(torch_device).eval()
-    if force:
+    if build.force:
         shutil.rmtree(out_dir / COARSE_DIR, ignore_errors=True)
-    built = build_index(
-        resolved.model.to(torch_device).eval(), heads, image_paths, out_dir, ids=ids, chunk_size=chunk_size,
-        batch_size=batch_size or resolved.batch_size, ppsr_k=resolved.ppsr_k, device=torch_device, force=force,
-        progress=progress, model_info=resolved.record,
-    )
+    options = IndexBuildOptions(chunk_size=build.chunk_size, batch_size=build.batch_size or resolved.batch_size,
+                                ppsr_k=resolved.ppsr_k, force=build.force, progress=build.progress)
+    encoder = GalleryEncoder(resolved.model.to(torch_device).eval(), heads, device=torch_device)
+    built = build_index(encoder, image_paths, out_dir, ids=ids, model_info=resolved.record, options=options)
     index = GalleryIndex.load(built)
     kind = params.serve.coarse
     if kind in FLOAT_COARSE:  # the served coarse stage, built once here rather than at every server start
@@ -232,30 +254,28 @@ def load_index_model(params: RsitrParams, index: GalleryIndex) -> ResolvedModel:
     return load_variant(params, info["variant"], expected_sha256=info.get("checkpoint_sha256"))
 
 
-def make_searcher(params: RsitrParams, index: GalleryIndex, resolved: ResolvedModel, *, device: str | None = None,
-                  coarse: str | None = None, fine: str | None = None, candidates: int | None = None,
-                  ppsr: bool = True) -> GallerySearcher:
-    kind = coarse or params.serve.coarse
-    torch_device = choose_device(params, resolved.variant, device)
+def make_searcher(params: RsitrParams, index: GalleryIndex, resolved: ResolvedModel,
+                  choice: SearchChoice = SearchChoice()) -> GallerySearcher:
+    kind = choice.coarse or params.serve.coarse
+    torch_device = choose_device(params, resolved.variant, choice.device)
     heads = None if resolved.heads is None else resolved.heads.to(torch_device).eval()
-    return GallerySearcher(index, resolved.model.to(torch_device), heads=heads, coarse=kind,
-                           fine=fine or params.serve.fine, candidates=candidates or params.serve.candidates,
-                           coarse_options=coarse_options(params, kind), coarse_dir=index.root / COARSE_DIR,
-                           use_ppsr=ppsr and params.c2f.ppsr, device=torch_device)
+    options = SearchOptions(coarse=kind, fine=choice.fine or params.serve.fine,
+                            candidates=choice.candidates or params.serve.candidates,
+                            coarse_options=coarse_options(params, kind), coarse_dir=index.root / COARSE_DIR,
+                            use_ppsr=choice.ppsr and params.c2f.ppsr)
+    return GallerySearcher(index, resolved.model.to(torch_device), heads=heads, options=options, device=torch_device)
 
 
-def load_searcher(params: RsitrParams, index_dir: str | Path, **options: Any) -> GallerySearcher:
-    """Load the index and ITS model once; ``options`` as ``make_searcher``."""
+def load_searcher(params: RsitrParams, index_dir: str | Path, choice: SearchChoice = SearchChoice()) -> GallerySearcher:
+    """Load the index and ITS model once; ``choice`` as ``make_searcher``."""
     index = GalleryIndex.load(index_dir)
-    return make_searcher(params, index, load_index_model(params, index), **options)
+    return make_searcher(params, index, load_index_model(params, index), choice)
 
 
 def search_gallery(params: RsitrParams, index_dir: str | Path, *, text: str | None = None,
-                   image: str | None = None, top_k: int = 10, candidates: int | None = None, ppsr: bool = True,
-                   coarse_only: bool = False, coarse: str | None = None, device: str | None = None) -> dict[str, Any]:
+                   image: str | None = None, top_k: int = 10, choice: SearchChoice = SearchChoice()) -> dict[str, Any]:
     """One query against ``index_dir`` with the model it was built with (``rsitr search``)."""
-    check_query(text, image, top_k, candidates)
-    searcher = load_searcher(params, index_dir, device=device, coarse=coarse, candidates=candidates, ppsr=ppsr,
-                             fine="none" if coarse_only else None)
+    check_query(text, image, top_k, choice.candidates)
+    searcher = load_searcher(params, index_dir, choice)
     result = searcher.search_text(text, top_k) if text is not None else searcher.search_image(image, top_k, str(image))
     return result | {"items": len(searcher), "model": index_model(searcher.index)}

@@ -17,7 +17,7 @@ from rsitr.app.paths import ProjectPaths
 from rsitr.app.runs import variant_run_id
 from rsitr.app.runs import published_checkpoint
 from rsitr.retrieval.hash_head import load_hash_heads
-from rsitr.retrieval.index import sha256_file
+from rsitr.retrieval.gallery_index import sha256_file
 from rsitr.config import RsitrParams
 from rsitr.data.manifest import read_manifest
 from rsitr.models.trained import load_trained_model

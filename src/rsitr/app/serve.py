@@ -43,11 +43,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from rsitr.app.gallery import check_query, index_model, load_index_model, make_searcher
+from rsitr.app.gallery import SearchChoice, check_query, index_model, load_index_model, make_searcher
 from rsitr.config import RsitrParams
 from rsitr.errors import ConfigError, DataError, RsitrError
-from rsitr.retrieval.index import INDEX_FILE, GalleryIndex
-from rsitr.retrieval.served import GallerySearcher
+from rsitr.retrieval.gallery_index import INDEX_FILE, GalleryIndex
+from rsitr.retrieval.searcher import GallerySearcher
 from rsitr.tracking.registry import parse_model_uri, resolve_model_version
 
 THUMB_SIZES = (64, 128, 160, 256, 512)
@@ -196,7 +196,8 @@ class SearchService:
     # -------------------------------------------------------------------- versions
     def _load(self, index_dir: Path) -> Served:
         index = GalleryIndex.load(index_dir)
-        searcher = make_searcher(self.params, index, load_index_model(self.params, index), device=self.device)
+        searcher = make_searcher(self.params, index, load_index_model(self.params, index),
+                                 SearchChoice(device=self.device))
         return Served(searcher=searcher, model=index_model(index), index_dir=index_dir, loaded_at=_now())
 
     def find_index(self, version: str) -> Path | None:

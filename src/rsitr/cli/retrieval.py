@@ -43,21 +43,21 @@ def cmd_c2f_run(args: argparse.Namespace) -> None:
 
 
 def cmd_index_build(args: argparse.Namespace) -> None:
-    from rsitr.app.gallery import build_gallery_index
+    from rsitr.app.gallery import GalleryBuild, build_gallery_index
 
-    index = build_gallery_index(load(args), args.model, args.images, args.out, split=args.split,
-                                chunk_size=args.chunk_size, batch_size=args.batch_size, device=args.device,
-                                force=args.force, progress=not args.no_progress)
+    build = GalleryBuild(chunk_size=args.chunk_size, batch_size=args.batch_size, device=args.device, force=args.force,
+                         progress=not args.no_progress)
+    index = build_gallery_index(load(args), args.model, args.images, args.out, split=args.split, build=build)
     print_json({"index": str(index.root), "items": len(index), "model": index.manifest["model"], "bits": index.bits,
                 "embeddings": index.manifest["embeddings"], "build_seconds": index.manifest["build_seconds"]})
 
 
 def cmd_search(args: argparse.Namespace) -> None:
-    from rsitr.app.gallery import search_gallery
+    from rsitr.app.gallery import SearchChoice, search_gallery
 
-    result = search_gallery(load(args), args.index, text=args.query, image=args.image, top_k=args.top_k,
-                            candidates=args.candidates, ppsr=not args.no_ppsr, coarse_only=args.coarse_only,
-                            coarse=args.coarse, device=args.device)
+    choice = SearchChoice(coarse=args.coarse, fine="none" if args.coarse_only else None, candidates=args.candidates,
+                          ppsr=not args.no_ppsr, device=args.device)
+    result = search_gallery(load(args), args.index, text=args.query, image=args.image, top_k=args.top_k, choice=choice)
     if args.json:
         print_json({k: v for k, v in result.items() if k != "items"})
         return

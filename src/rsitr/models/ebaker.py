@@ -39,7 +39,7 @@ from rsitr.models.factory import ClipBundle
 from rsitr.models.ker_head import KerHead
 from rsitr.errors import DataError
 from rsitr.models.keyword_masking import KeywordMasker
-from rsitr.models.local_alignment import fused_score, prepare_text_tokens, text_position_mask
+from rsitr.models.local_alignment import FusedScoreOptions, fused_score, prepare_text_tokens, text_position_mask
 from rsitr.models.retrieval_model import Features, RetrievalModel
 from rsitr.models.text_tower import project_text, text_tower, trim_padding
 
@@ -167,8 +167,8 @@ class EbakerModel(RetrievalModel):
         return fused_score(
             image_embeddings["global"], text_embeddings["global"],
             image_embeddings["tokens"], text_embeddings["tokens"], text_embeddings["mask"],
-            global_weight=options.global_weight, local_weight=options.local_weight,
-            block_size=options.eval_block_size, normalize=options.local_normalize,
+            FusedScoreOptions(global_weight=options.global_weight, local_weight=options.local_weight,
+                              block_size=options.eval_block_size, normalize=options.local_normalize),
         )
 
     # ------------------------------------------------------------------ bookkeeping

@@ -36,6 +36,7 @@ for ViT-B-32 shapes, as inner products of the token Gram matrices (``method="gra
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -178,47 +179,72 @@ def blockwise_local_similarity(
     if block_size < 1:
         raise ValueError(f"block_size must be positive, got {block_size}")
     n, patches, dim = image_tokens.shape
-    c, length, _ = text_tokens.shape
+    c = text_tokens.shape[0]
     mask = text_mask.to(torch.bool)
-    counts = mask.sum(dim=1)  # [C]
-    positions = torch.arange(1, length + 1, device=mask.device)
-    extent = (mask * positions).amax(dim=1)  # [C] last counted position + 1 (0: none)
-    order = torch.argsort(extent, stable=True)  # [C] short captions first
-    scale = _pair_scale(counts, patches, image_tokens.dtype) if normalize else None
+    extent, text_blocks = _text_blocks(mask, block_size)
+    scale = _pair_scale(mask.sum(dim=1), patches, image_tokens.dtype) if normalize else None  # [C]
     if method == "auto":  # one block's cost at the mean caption extent
         mean_span = max(1, round(float(extent.float().mean()))) if c else 1
         method = cheaper_method(min(n, block_size), patches, min(c, block_size), mean_span, dim)
     if method not in ("direct", "gram"):
         raise ValueError(f"method must be 'auto', 'direct' or 'gram', got {method!r}")
-    text_blocks = []
-    for t0 in range(0, c, block_size):
-        columns = order[t0 : t0 + block_size]  # [bt]
-        text_blocks.append((columns, max(1, int(extent[columns].max()))))
     scores = torch.empty(n, c, dtype=image_tokens.dtype, device=image_tokens.device)
     for i0 in range(0, n, block_size):
         images = image_tokens[i0 : i0 + block_size]  # [bi, P, D]
-        bi = images.shape[0]
-        if method == "gram":
-            image_grams = _flat_gram(images)  # [bi, D*D]
+        image_grams = _flat_gram(images) if method == "gram" else None  # [bi, D*D]
         for columns, span in text_blocks:
-            texts = text_tokens[columns, :span]  # [bt, L_b, D]
-            if method == "gram":
-                squared = image_grams @ _flat_gram(texts).T  # [bi, bt]
-                block = squared.clamp_min_(0.0).sqrt_()
-            else:
-                cosines = images.reshape(bi * patches, dim) @ texts.reshape(-1, dim).T  # [bi*P, bt*L_b]
-                cosines.square_()
-                block = cosines.view(bi, patches, len(columns), span).sum(dim=(1, 3)).sqrt_()  # [bi, bt]
-                del cosines
+            block = _block_frobenius(images, image_grams, text_tokens[columns, :span])  # [bi, bt]
             if scale is not None:
                 block.mul_(scale[columns][None, :])
-            scores[i0 : i0 + bi, columns] = block
+            scores[i0 : i0 + images.shape[0], columns] = block
     return scores
+
+
+def _text_blocks(mask: torch.Tensor, block_size: int) -> tuple[torch.Tensor, list[tuple[torch.Tensor, int]]]:
+    """Caption extents ``[C]`` (last counted position + 1; 0: none) and the text blocks.
+
+    Each block is ``(columns [bt], span)``: up to ``block_size`` captions in order of their
+    extent (short captions first), and the longest extent among them.
+    """
+    positions = torch.arange(1, mask.shape[1] + 1, device=mask.device)
+    extent = (mask * positions).amax(dim=1)  # [C]
+    order = torch.argsort(extent, stable=True)  # [C] short captions first
+    blocks = []
+    for t0 in range(0, mask.shape[0], block_size):
+        columns = order[t0 : t0 + block_size]  # [bt]
+        blocks.append((columns, max(1, int(extent[columns].max()))))
+    return extent, blocks
+
+
+def _block_frobenius(images: torch.Tensor, image_grams: torch.Tensor | None, texts: torch.Tensor) -> torch.Tensor:
+    """``||T P^T||_F`` of every pair of a block ``[bi, bt]``: ``images [bi, P, D]``, ``texts [bt, L_b, D]``.
+
+    With ``image_grams [bi, D*D]`` (``method="gram"``) from the Gram matrices, else from the cosines.
+    """
+    if image_grams is not None:
+        squared = image_grams @ _flat_gram(texts).T  # [bi, bt]
+        return squared.clamp_min_(0.0).sqrt_()
+    bi, patches, dim = images.shape
+    bt, span, _ = texts.shape
+    cosines = images.reshape(bi * patches, dim) @ texts.reshape(-1, dim).T  # [bi*P, bt*L_b]
+    cosines.square_()
+    return cosines.view(bi, patches, bt, span).sum(dim=(1, 3)).sqrt_()  # [bi, bt]
 
 
 def global_similarity(image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
     """Cosine ``[N, C]`` of pooled embeddings ``[N, D]``, ``[C, D]``."""
     return F.normalize(image_features, dim=-1) @ F.normalize(text_features, dim=-1).T
+
+
+@dataclass(frozen=True)
+class FusedScoreOptions:
+    """EBAKER's inference fusion (Eq. 6) and how its local term is computed (:func:`blockwise_local_similarity`)."""
+
+    global_weight: float = 0.6
+    local_weight: float = 0.4
+    block_size: int = 400
+    normalize: bool = False
+    method: Literal["auto", "direct", "gram"] = "auto"
 
 
 @torch.no_grad()
@@ -228,12 +254,7 @@ def fused_score(
     image_tokens: torch.Tensor | None = None,
     text_tokens: torch.Tensor | None = None,
     text_mask: torch.Tensor | None = None,
-    *,
-    global_weight: float = 0.6,
-    local_weight: float = 0.4,
-    block_size: int = 400,
-    normalize: bool = False,
-    method: Literal["auto", "direct", "gram"] = "auto",
+    options: FusedScoreOptions = FusedScoreOptions(),
 ) -> torch.Tensor:
     """EBAKER's inference score (Eq. 6): ``global_weight * global + local_weight * local``.
 
@@ -242,7 +263,6 @@ def fused_score(
     scores = global_similarity(image_global, text_global)  # [N, C]
     if image_tokens is None or text_tokens is None or text_mask is None:
         return scores
-    local = blockwise_local_similarity(image_tokens, text_tokens, text_mask, block_size, normalize=normalize,
-                                       method=method)
-    return scores.mul_(global_weight).add_(local, alpha=local_weight)
-
+    local = blockwise_local_similarity(image_tokens, text_tokens, text_mask, options.block_size,
+                                       normalize=options.normalize, method=options.method)
+    return scores.mul_(options.global_weight).add_(local, alpha=options.local_weight)

@@ -12,10 +12,15 @@ with a Coarse-to-Fine Approach", IEEE GRSL 2024, doi:10.1109/LGRS.2024.3494543):
   Hamming similarity matrix of the codes (``1 - 2 d / bits``, ``[N_img, N_txt]``),
   optionally applies PPSR to the whole matrix (row and column top-k means, as CFITR
   does on its test set), and for each query in each direction re-scores only its top-K
-  candidates with the variant's full scorer (``model.score``: EBAKER global + local,
-  else cosine). Candidates rank above every other item, which keep their coarse order.
+  candidates with a fine scorer (``rsitr.retrieval.rescore.FineScorer``; by default
+  ``ModelRescorer``, the variant's full scorer ``model.score``: EBAKER global + local, else
+  cosine). Candidates rank above every other item, which keep their coarse order.
   It returns the seven protocol numbers of the coarse-to-fine ranking, plus those of the
   coarse stage alone and of exhaustive fine scoring, and timings.
+
+Options come from ``params.c2f`` as a ``CoarseToFineOptions``. Another fine stage (e.g. a
+single-stream re-scorer) is a ``FineScorerFactory`` passed as ``evaluate_coarse_to_fine(...,
+fine=...)``; the coarse stage, PPSR, candidate selection and the metrics stay as they are.
 
 Paper vs released code and rsitr's defaults: docs/methods.md (CFITR).
 """
@@ -24,22 +29,26 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from rsitr.config.schema import CoarseToFineParams
 from rsitr.data.images import EvalImages
 from rsitr.retrieval.binary_codes import hamming_distance
 from rsitr.retrieval.evaluate import encode_split
+from rsitr.retrieval.hamming_search import hamming_similarity, stable_topk
 from rsitr.retrieval.hash_head import HashHeads, fit_hash_heads
 from rsitr.retrieval.metrics import i2t_ranks, recall_at_k, retrieval_metrics, t2i_ranks
 from rsitr.retrieval.ppsr import ppsr as ppsr_rescore
 from rsitr.retrieval.ranks import QueryRanks
-from rsitr.retrieval.search import hamming_similarity, stable_topk
+from rsitr.retrieval.rescore import FineScorer, FineScorerFactory, ModelRescorer, synchronize
 
 __all__ = [
+    "CoarseToFineOptions",
     "coarse_to_fine_matrices",
     "evaluate_coarse_to_fine",
     "metrics_from_matrices",
@@ -47,16 +56,39 @@ __all__ = [
 ]
 
 Embeddings = dict[str, torch.Tensor]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+_DEFAULTS = CoarseToFineParams()
 
 
 def _c2f(params: Any) -> Any:
     """The ``c2f`` section from ``RsitrParams`` or a ``CoarseToFineParams`` itself."""
     return getattr(params, "c2f", params)
+
+
+@dataclass(frozen=True)
+class CoarseToFineOptions:
+    """What a coarse-to-fine evaluation does (``CoarseToFineOptions.of(params.c2f)``).
+
+    ``candidates`` per query (or ``candidate_share`` of its gallery when > 0), PPSR on the
+    coarse matrix with neighbourhood ``ppsr_k``, ``coarse_only`` (no fine stage) and
+    ``exhaustive`` (also score every pair, the reference c2f approximates). Defaults are
+    the schema's (``CoarseToFineParams``).
+    """
+
+    candidates: int = _DEFAULTS.candidates
+    candidate_share: float = _DEFAULTS.candidate_share
+    ppsr: bool = _DEFAULTS.ppsr
+    ppsr_k: int = _DEFAULTS.ppsr_k
+    coarse_only: bool = _DEFAULTS.coarse_only
+    exhaustive: bool = True
+
+    @classmethod
+    def of(cls, params: Any) -> "CoarseToFineOptions":
+        """From ``RsitrParams``, its ``CoarseToFineParams`` section, or options already."""
+        if isinstance(params, cls):
+            return params
+        c2f = _c2f(params)
+        return cls(candidates=c2f.candidates, candidate_share=c2f.candidate_share, ppsr=c2f.ppsr, ppsr_k=c2f.ppsr_k,
+                   coarse_only=c2f.coarse_only)
 
 
 # ----------------------------------------------------------------------------- encoding
@@ -107,24 +139,19 @@ def train_hash_heads(
 
 
 def coarse_to_fine_matrices(
-    score_fn: Callable[[Embeddings, Embeddings], torch.Tensor] | None,
-    image_embeddings: Embeddings,
-    text_embeddings: Embeddings,
     image_codes: np.ndarray,
     text_codes: np.ndarray,
+    options: CoarseToFineOptions,
     *,
-    candidates: int = 70,
-    ppsr: bool = True,
-    ppsr_k: int = 10,
-    coarse_only: bool = False,
-    candidate_share: float = 0.0,
+    fine: FineScorer | None = None,
 ) -> dict[str, Any]:
     """The coarse-to-fine ranking matrices of a test set, one per direction.
 
     Args:
-        score_fn: the full scorer ``(image_embs, text_embs) -> [n_img, n_txt]`` (``model.score``).
-        image_embeddings, text_embeddings: dicts of ``[N, ...]`` / ``[C, ...]`` tensors.
         image_codes, text_codes: packed codes ``uint8 [N, B]`` / ``[C, B]``.
+        options: candidates, PPSR, ``coarse_only`` (``exhaustive`` is not used here).
+        fine: scores each query's candidates (e.g. ``ModelRescorer(model.score, image_embs,
+            text_embs)``); ``None`` (or ``options.coarse_only``): the coarse ranking alone.
 
     Returns:
         ``{"i2t": [N, C] float64 (rank captions along rows), "t2i": [N, C] float64 (rank
@@ -134,47 +161,61 @@ def coarse_to_fine_matrices(
         are ordered by the fine score, the rest by the coarse score.
     """
     timings: dict[str, float] = {}
-    n_images, n_captions = image_codes.shape[0], text_codes.shape[0]
+    coarse = _coarse_matrix(image_codes, text_codes, options, timings)  # [N, C]
+    cand_i2t, cand_t2i = _select_candidates(coarse, options, timings)  # [N, K], [C, K]
+    result: dict[str, Any] = {"coarse": coarse, "candidates_i2t": cand_i2t, "candidates_t2i": cand_t2i}
+    if options.coarse_only or fine is None:
+        timings["fine_s"] = 0.0
+        timings["fine_pairs"] = 0
+        result.update(i2t=coarse, t2i=coarse, timings=timings)
+        return result
+    start = time.perf_counter()
+    fine_i2t, fine_t2i = _fine_matrices(fine, cand_i2t, cand_t2i)  # [N, C] each, NaN off the candidates
+    timings["fine_s"] = time.perf_counter() - start
+    timings["fine_pairs"] = int(cand_t2i.size + cand_i2t.size)
+    timings["fine_pair_share"] = fine_pair_share(cand_i2t, cand_t2i, *coarse.shape)
+    result["i2t"] = _two_tier(fine_i2t, coarse)
+    result["t2i"] = _two_tier(fine_t2i, coarse)
+    result["timings"] = timings
+    return result
+
+
+def _coarse_matrix(
+    image_codes: np.ndarray, text_codes: np.ndarray, options: CoarseToFineOptions, timings: dict[str, float]
+) -> np.ndarray:
+    """Hamming similarity ``float64 [N, C]`` of the codes, PPSR-adjusted when ``options.ppsr``."""
     bits = 8 * image_codes.shape[1]
     start = time.perf_counter()
     coarse = hamming_similarity(hamming_distance(image_codes, text_codes), bits).astype(np.float64)  # [N, C]
     timings["coarse_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    if ppsr:
-        coarse = ppsr_rescore(coarse, k=ppsr_k)  # [N, C]
+    if options.ppsr:
+        coarse = ppsr_rescore(coarse, k=options.ppsr_k)  # [N, C]
     timings["ppsr_s"] = time.perf_counter() - start
+    return coarse
+
+
+def _select_candidates(
+    coarse: np.ndarray, options: CoarseToFineOptions, timings: dict[str, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(cand_i2t [N, K] captions of each image, cand_t2i [C, K] images of each caption)`` by coarse score."""
+    n_images, n_captions = coarse.shape
     start = time.perf_counter()
-    cand_t2i = stable_topk(coarse.T, candidate_count(n_images, candidates, candidate_share))  # [C, K] images
-    cand_i2t = stable_topk(coarse, candidate_count(n_captions, candidates, candidate_share))  # [N, K] captions
+    cand_t2i = stable_topk(coarse.T, candidate_count(n_images, options.candidates, options.candidate_share))  # [C, K]
+    cand_i2t = stable_topk(coarse, candidate_count(n_captions, options.candidates, options.candidate_share))  # [N, K]
     timings["select_s"] = time.perf_counter() - start
-    result: dict[str, Any] = {"coarse": coarse, "candidates_i2t": cand_i2t, "candidates_t2i": cand_t2i}
-    if coarse_only or score_fn is None:
-        timings["fine_s"] = 0.0
-        timings["fine_pairs"] = 0
-        result.update(i2t=coarse, t2i=coarse, timings=timings)
-        return result
-    device = image_embeddings["global"].device
+    return cand_i2t, cand_t2i
+
+
+def _fine_matrices(fine: FineScorer, cand_i2t: np.ndarray, cand_t2i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The fine scores placed in ``[N, C]`` matrices (NaN where a pair is not a candidate): ``(i2t, t2i)``."""
+    n_images, n_captions = cand_i2t.shape[0], cand_t2i.shape[0]
     fine_t2i = np.full((n_images, n_captions), np.nan)  # [N, C]
     fine_i2t = np.full((n_images, n_captions), np.nan)
-    start = time.perf_counter()
-    for j in range(n_captions):
-        cand = torch.from_numpy(cand_t2i[j]).to(device)
-        images = {k: v[cand] for k, v in image_embeddings.items()}  # [K, ...]
-        texts = {k: v[j : j + 1] for k, v in text_embeddings.items()}  # [1, ...]
-        fine_t2i[cand_t2i[j], j] = score_fn(images, texts)[:, 0].float().cpu().numpy()
-    for i in range(n_images):
-        cand = torch.from_numpy(cand_i2t[i]).to(device)
-        images = {k: v[i : i + 1] for k, v in image_embeddings.items()}  # [1, ...]
-        texts = {k: v[cand] for k, v in text_embeddings.items()}  # [K, ...]
-        fine_i2t[i, cand_i2t[i]] = score_fn(images, texts)[0].float().cpu().numpy()
-    _sync(device)
-    timings["fine_s"] = time.perf_counter() - start
-    timings["fine_pairs"] = int(cand_t2i.size + cand_i2t.size)
-    timings["fine_pair_share"] = fine_pair_share(cand_i2t, cand_t2i, n_images, n_captions)
-    result["i2t"] = _two_tier(fine_i2t, coarse)
-    result["t2i"] = _two_tier(fine_t2i, coarse)
-    result["timings"] = timings
-    return result
+    captions, images = np.arange(n_captions), np.arange(n_images)
+    fine_t2i[cand_t2i, captions[:, None]] = fine("t2i", captions, cand_t2i)  # [C, K] scores of each caption's images
+    fine_i2t[images[:, None], cand_i2t] = fine("i2t", images, cand_i2t)  # [N, K] scores of each image's captions
+    return fine_i2t, fine_t2i
 
 
 def candidate_count(gallery: int, candidates: int, share: float = 0.0) -> int:
@@ -218,14 +259,16 @@ def evaluate_coarse_to_fine(
     device: torch.device | str,
     c2f_params: Any,
     *,
-    exhaustive: bool = True,
+    fine: FineScorerFactory = ModelRescorer.for_model,
 ) -> dict[str, Any]:
     """Coarse-to-fine evaluation of one split; same metric keys as ``evaluate_split``.
 
     Args:
-        c2f_params: ``CoarseToFineParams`` (``candidates``, ``ppsr``, ``ppsr_k``, ``coarse_only``).
-        exhaustive: also score every pair with ``model.score`` and report its metrics
-            (``exhaustive_metrics``) and time, the reference c2f approximates.
+        c2f_params: ``CoarseToFineOptions``, or the ``CoarseToFineParams`` / ``RsitrParams``
+            it is made from (``CoarseToFineOptions.of``). With ``exhaustive`` (default) every
+            pair is also scored with ``model.score`` (``exhaustive_metrics`` and its time).
+        fine: builds the fine scorer from ``(model, image_embs, text_embs)``; default the
+            variant's own ``model.score`` (``ModelRescorer``).
 
     Returns:
         ``{"metrics": {i2t_R1..mR}, "ranks": QueryRanks (of the c2f ranking), "coarse_metrics": {...},
@@ -234,44 +277,57 @@ def evaluate_coarse_to_fine(
         "coarse_only"}``.
     """
     device = torch.device(device)
-    c2f = _c2f(c2f_params)
+    options = CoarseToFineOptions.of(c2f_params)
     image_embs, text_embs, timings = encode_split(model, split, loader, batch_size, device)
-    hash_heads = hash_heads.to(device).eval()
-    start = time.perf_counter()
-    image_codes = hash_heads.pack("image", image_embs["global"])  # [N, B]
-    text_codes = hash_heads.pack("text", text_embs["global"])  # [C, B]
-    timings["hash_s"] = time.perf_counter() - start
-    ranking = coarse_to_fine_matrices(
-        model.score, image_embs, text_embs, image_codes, text_codes,
-        candidates=c2f.candidates, ppsr=c2f.ppsr, ppsr_k=c2f.ppsr_k, coarse_only=c2f.coarse_only,
-        candidate_share=c2f.candidate_share,
-    )
+    image_codes, text_codes = _hash(hash_heads.to(device).eval(), image_embs, text_embs, timings)
+    scorer = None if options.coarse_only else fine(model, image_embs, text_embs)
+    ranking = coarse_to_fine_matrices(image_codes, text_codes, options, fine=scorer)
     timings.update(ranking["timings"])
+    result = _evaluation(ranking, split, options)
+    queries = split.num_images + len(split.captions)
+    _add_search_timings(timings, queries)
+    if options.exhaustive:
+        start = time.perf_counter()
+        scores = model.score(image_embs, text_embs)  # [N, C]
+        synchronize(device)
+        timings["exhaustive_scoring_s"] = time.perf_counter() - start
+        timings["exhaustive_ms_per_query"] = 1000.0 * timings["exhaustive_scoring_s"] / queries
+        result["exhaustive_metrics"] = retrieval_metrics(scores.float().cpu(), split.caption_image)
+    result["timings"] = timings
+    return result
+
+
+def _hash(
+    heads: HashHeads, image_embs: Embeddings, text_embs: Embeddings, timings: dict[str, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Packed codes of the test set: images ``[N, B]``, captions ``[C, B]``."""
+    start = time.perf_counter()
+    image_codes = heads.pack("image", image_embs["global"])  # [N, B]
+    text_codes = heads.pack("text", text_embs["global"])  # [C, B]
+    timings["hash_s"] = time.perf_counter() - start
+    return image_codes, text_codes
+
+
+def _evaluation(ranking: dict[str, Any], split: Any, options: CoarseToFineOptions) -> dict[str, Any]:
+    """Metrics and ranks of the c2f ranking, coarse metrics, and what was evaluated."""
     owner = split.caption_image
     ranks = QueryRanks(i2t=i2t_ranks(ranking["i2t"], owner), t2i=t2i_ranks(ranking["t2i"], owner),  # [N], [C]
                        caption_image=np.asarray(owner, dtype=np.int64), images=tuple(str(i) for i in split.image_ids))
-    result: dict[str, Any] = {
+    return {
         "metrics": ranks.metrics(),  # = metrics_from_matrices(ranking["i2t"], ranking["t2i"], owner)
         "ranks": ranks,
         "coarse_metrics": retrieval_metrics(ranking["coarse"], owner),
         "images": split.num_images,
         "captions": len(split.captions),
-        "candidates": int(c2f.candidates),
-        "candidates_t2i": candidate_count(split.num_images, c2f.candidates, c2f.candidate_share),
-        "candidates_i2t": candidate_count(len(split.captions), c2f.candidates, c2f.candidate_share),
-        "ppsr": bool(c2f.ppsr),
-        "coarse_only": bool(c2f.coarse_only),
+        "candidates": int(options.candidates),
+        "candidates_t2i": candidate_count(split.num_images, options.candidates, options.candidate_share),
+        "candidates_i2t": candidate_count(len(split.captions), options.candidates, options.candidate_share),
+        "ppsr": bool(options.ppsr),
+        "coarse_only": bool(options.coarse_only),
     }
-    queries = split.num_images + len(split.captions)
+
+
+def _add_search_timings(timings: dict[str, float], queries: int) -> None:
     timings["search_s"] = sum(timings[k] for k in ("coarse_s", "ppsr_s", "select_s", "fine_s"))
     timings["search_ms_per_query"] = 1000.0 * timings["search_s"] / queries
     timings["total_s"] = timings["image_encode_s"] + timings["text_encode_s"] + timings["hash_s"] + timings["search_s"]
-    if exhaustive:
-        start = time.perf_counter()
-        scores = model.score(image_embs, text_embs)  # [N, C]
-        _sync(device)
-        timings["exhaustive_scoring_s"] = time.perf_counter() - start
-        timings["exhaustive_ms_per_query"] = 1000.0 * timings["exhaustive_scoring_s"] / queries
-        result["exhaustive_metrics"] = retrieval_metrics(scores.float().cpu(), owner)
-    result["timings"] = timings
-    return result

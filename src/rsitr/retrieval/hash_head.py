@@ -192,15 +192,7 @@ def fit_hash_heads(
         mean of every loss term and of the total (``loss``).
     """
     cfg = config
-    owner = torch.as_tensor(np.asarray(caption_image), dtype=torch.long)  # [C]
-    n_images = image_features.shape[0]
-    if n_images < 2:
-        raise ValueError("hash heads need at least two training images")
-    if owner.shape[0] != text_features.shape[0]:
-        raise ValueError(f"caption_image has {owner.shape[0]} entries for {text_features.shape[0]} captions")
-    captions_of = [torch.nonzero(owner == i).flatten() for i in range(n_images)]
-    if any(c.numel() == 0 for c in captions_of):
-        raise ValueError("every training image needs at least one caption")
+    captions_of = _captions_of_images(caption_image, image_features.shape[0], text_features.shape[0])
     device = torch.device(device)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # parameter initialisation
@@ -211,34 +203,62 @@ def fit_hash_heads(
     history: list[dict[str, float]] = []
     heads.train()
     for epoch in range(cfg.epochs):
-        order = torch.randperm(n_images, generator=generator)  # [N]
-        picks = torch.rand(n_images, generator=generator)  # [N] which caption per image
-        caption_of = torch.stack(
-            [captions_of[i][int(picks[i] * captions_of[i].numel())] for i in range(n_images)]
-        )  # [N]
+        order, caption_of = _epoch_pairs(captions_of, generator)  # [N], [N]
         sums: dict[str, float] = {}
         steps = 0
-        for start in range(0, n_images, cfg.batch_size):
+        for start in range(0, len(captions_of), cfg.batch_size):
             batch = order[start : start + cfg.batch_size]  # [B]
             if batch.numel() < 2:
                 continue
             out = heads(images[batch.to(device)], texts[caption_of[batch].to(device)])
-            terms = hash_loss(
-                out["image_codes"], out["text_codes"], margin=cfg.margin,
-                quantization_weight=cfg.quantization_weight, balance_weight=cfg.balance_weight, hardest=hardest,
-                regulariser_reduction=cfg.regulariser_reduction,
-            )
-            loss = sum(terms.values())
-            if not torch.isfinite(loss):
-                raise ModelError(f"hash head training diverged at epoch {epoch} (loss {float(loss)})")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            for name, value in {"loss": loss, **terms}.items():
+            terms = _step(out, optimizer, cfg, hardest, epoch)
+            for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach())
             steps += 1
         history.append({"epoch": epoch + 1, **{k: v / max(steps, 1) for k, v in sums.items()}})
     return heads.cpu().eval(), history
+
+
+def _captions_of_images(caption_image: np.ndarray | torch.Tensor, n_images: int, n_captions: int) -> list[torch.Tensor]:
+    """The caption indices of every image (``[n_i]`` each); refuses images without captions."""
+    owner = torch.as_tensor(np.asarray(caption_image), dtype=torch.long)  # [C]
+    if n_images < 2:
+        raise ValueError("hash heads need at least two training images")
+    if owner.shape[0] != n_captions:
+        raise ValueError(f"caption_image has {owner.shape[0]} entries for {n_captions} captions")
+    captions_of = [torch.nonzero(owner == i).flatten() for i in range(n_images)]
+    if any(c.numel() == 0 for c in captions_of):
+        raise ValueError("every training image needs at least one caption")
+    return captions_of
+
+
+def _epoch_pairs(captions_of: list[torch.Tensor], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One epoch's image order ``[N]`` and the caption drawn for each image ``[N]``."""
+    n_images = len(captions_of)
+    order = torch.randperm(n_images, generator=generator)  # [N]
+    picks = torch.rand(n_images, generator=generator)  # [N] which caption per image
+    caption_of = torch.stack(
+        [captions_of[i][int(picks[i] * captions_of[i].numel())] for i in range(n_images)]
+    )  # [N]
+    return order, caption_of
+
+
+def _step(
+    out: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer, cfg: Any, hardest: bool, epoch: int
+) -> dict[str, torch.Tensor]:
+    """One optimisation step on a batch's codes; returns ``{"loss", **terms}``."""
+    terms = hash_loss(
+        out["image_codes"], out["text_codes"], margin=cfg.margin,
+        quantization_weight=cfg.quantization_weight, balance_weight=cfg.balance_weight, hardest=hardest,
+        regulariser_reduction=cfg.regulariser_reduction,
+    )
+    loss = sum(terms.values())
+    if not torch.isfinite(loss):
+        raise ModelError(f"hash head training diverged at epoch {epoch} (loss {float(loss)})")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return {"loss": loss, **terms}
 
 
 # ----------------------------------------------------------------------------- persistence

@@ -5,9 +5,9 @@ answers queries from any number of threads (FAISS searches and torch inference i
 do not mutate shared state). Two stages:
 
 * **coarse**: ``hnsw`` / ``ivf`` / ``exact`` over the gallery's global float embeddings
-  (``rsitr.retrieval.ann``; HNSW is the served default, benchmarks/bench_search_results.md), or
+  (``rsitr.retrieval.coarse_index``; HNSW is the served default, benchmarks/bench_search_results.md), or
   ``hash``: the CFITR codes of the model's hash heads with single-query PPSR
-  (``rsitr.retrieval.search.ppsr_candidates``); returns ``candidates`` items.
+  (``rsitr.retrieval.hamming_search.ppsr_candidates``); returns ``candidates`` items.
 * **fine**: ``model``: the variant's own scorer (``model.score``: EBAKER global + local, else
   cosine) for text queries; ``dense``: cosine of the global embeddings; ``none``: the coarse
   score. Image queries are image -> image (the index holds images only) and are re-scored by
@@ -17,22 +17,27 @@ do not mutate shared state). Two stages:
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from rsitr.config.schema import ServeParams
 from rsitr.data.images import ImageLoader
 from rsitr.errors import ConfigError, ModelError, unknown_name
-from rsitr.retrieval.ann import META_FILE, load_coarse_index, make_coarse_index
-from rsitr.retrieval.search import fine_rescore, ppsr_candidates
+from rsitr.retrieval.coarse_index import META_FILE, load_coarse_index, make_coarse_index
+from rsitr.retrieval.hamming_search import ppsr_candidates
+from rsitr.retrieval.rescore import fine_rescore
 
 FLOAT_COARSE = ("hnsw", "ivf", "exact")
 COARSE_STAGES = (*FLOAT_COARSE, "hash")
 FINE_STAGES = ("model", "dense", "none")
+_SERVE = ServeParams()
 
-__all__ = ["COARSE_STAGES", "FINE_STAGES", "GallerySearcher", "build_float_coarse"]
+__all__ = ["COARSE_STAGES", "FINE_STAGES", "GallerySearcher", "SearchOptions", "build_float_coarse"]
 
 
 def normalized_rows(array: Any) -> np.ndarray:
@@ -48,43 +53,63 @@ def build_float_coarse(kind: str, embeddings: Any, options: dict[str, Any] | Non
     return make_coarse_index(kind, **(options or {})).build(normalized_rows(embeddings))
 
 
+@dataclass(frozen=True)
+class SearchOptions:
+    """The two stages of a ``GallerySearcher`` (see the module doc); names are checked here.
+
+    ``coarse_options``: keywords of the float coarse index (``m``, ``ef_search``, ``nprobe``,
+    ``threads``...); ``coarse_dir``: where a saved float coarse index may be loaded from;
+    ``use_ppsr``: PPSR in the ``hash`` coarse stage. Defaults are the schema's (``ServeParams``).
+    """
+
+    coarse: str = _SERVE.coarse
+    fine: str = _SERVE.fine
+    candidates: int = _SERVE.candidates
+    coarse_options: Mapping[str, Any] | None = None
+    coarse_dir: str | Path | None = None
+    use_ppsr: bool = True
+
+    def __post_init__(self) -> None:
+        if self.coarse not in COARSE_STAGES:
+            raise ConfigError(unknown_name("coarse stage", self.coarse, COARSE_STAGES))
+        if self.fine not in FINE_STAGES:
+            raise ConfigError(unknown_name("fine stage", self.fine, FINE_STAGES))
+
+
 class GallerySearcher:
     """Coarse-to-fine search of one ``GalleryIndex`` with one in-memory model."""
 
-    def __init__(self, index: Any, model: Any, *, heads: Any = None, coarse: str = "hnsw", fine: str = "model",
-                 candidates: int = 70, coarse_options: dict[str, Any] | None = None, coarse_dir: str | Path | None = None,
-                 use_ppsr: bool = True, device: torch.device | str = "cpu"):
-        if coarse not in COARSE_STAGES:
-            raise ConfigError(unknown_name("coarse stage", coarse, COARSE_STAGES))
-        if fine not in FINE_STAGES:
-            raise ConfigError(unknown_name("fine stage", fine, FINE_STAGES))
+    def __init__(self, index: Any, model: Any, *, heads: Any = None, options: SearchOptions = SearchOptions(),
+                 device: torch.device | str = "cpu"):
         self.index, self.model, self.heads = index, model.eval(), heads
-        self.coarse_kind, self.fine, self.candidates = coarse, fine, int(candidates)
+        self.coarse_kind, self.fine, self.candidates = options.coarse, options.fine, int(options.candidates)
         self.device = torch.device(device)
-        self.use_ppsr = use_ppsr
+        self.use_ppsr = options.use_ppsr
         self.loader = ImageLoader.for_model(model, cache=False)
+        self.coarse = self._coarse_index(options)
+
+    def _coarse_index(self, options: SearchOptions) -> Any:
+        """The Hamming index of the codes (``hash``), or the float index: loaded when saved and matching, else built."""
+        index, coarse = self.index, options.coarse
         if coarse == "hash":
-            if heads is None or not index.has_codes:
+            if self.heads is None or not index.has_codes:
                 raise ModelError("coarse stage 'hash' needs hash heads in the model and codes in the index; this "
                                  f"model/index has none: use one of {', '.join(FLOAT_COARSE)} (serve.coarse)")
-            self.coarse = index.hamming
+            return index.hamming
+        coarse_options = dict(options.coarse_options) if options.coarse_options else None
+        saved = Path(options.coarse_dir) if options.coarse_dir is not None else None
+        if saved is not None and (saved / META_FILE).is_file():
+            found = load_coarse_index(saved)
+            if found.kind != coarse or found.ntotal != len(index):
+                found = build_float_coarse(coarse, index.embeddings["global"], coarse_options)
         else:
-            saved = Path(coarse_dir) if coarse_dir is not None else None
-            if saved is not None and (saved / META_FILE).is_file():
-                self.coarse = load_coarse_index(saved)
-                if self.coarse.kind != coarse or self.coarse.ntotal != len(index):
-                    self.coarse = build_float_coarse(coarse, index.embeddings["global"], coarse_options)
-            else:
-                self.coarse = build_float_coarse(coarse, index.embeddings["global"], coarse_options)
-            if coarse_options and "threads" in coarse_options:
-                self.coarse.threads = coarse_options["threads"]
+            found = build_float_coarse(coarse, index.embeddings["global"], coarse_options)
+        if coarse_options and "threads" in coarse_options:
+            found.threads = coarse_options["threads"]
+        return found
 
     def __len__(self) -> int:
         return len(self.index)
-
-    @property
-    def mode_for_images(self) -> str:
-        return "image -> image"
 
     @torch.no_grad()
     def embed_text(self, text: str) -> dict[str, torch.Tensor]:

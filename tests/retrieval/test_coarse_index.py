@@ -1,4 +1,4 @@
-"""Coarse-stage indexes of rsitr.retrieval.ann: exactness, recall, persistence, registry."""
+"""Coarse-stage indexes of rsitr.retrieval.coarse_index: exactness, recall, persistence, registry."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from rsitr.errors import ConfigError
-from rsitr.retrieval.ann import COARSE_INDEXES, load_coarse_index, make_coarse_index, sort_results
-from rsitr.retrieval.search import stable_topk
+from rsitr.retrieval.coarse_index import COARSE_INDEXES, load_coarse_index, make_coarse_index, sort_results
+from rsitr.retrieval.hamming_search import stable_topk
 
 K = 10
 

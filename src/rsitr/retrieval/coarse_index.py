@@ -12,7 +12,7 @@ candidate coarse stages behind one interface so they can be compared and swapped
 * ``ivf``:   ``faiss.IndexIVFFlat`` (inner product), a k-means inverted file trained on a
   sample of the gallery; ``nlist`` lists, ``nprobe`` lists visited per query.
 * ``hash``:  rsitr's own CFITR coarse stage: packed sign codes searched exhaustively in
-  Hamming space (``rsitr.retrieval.search.HammingIndex`` = ``faiss.IndexBinaryFlat``),
+  Hamming space (``rsitr.retrieval.hamming_search.HammingIndex`` = ``faiss.IndexBinaryFlat``),
   optionally followed by an exact inner-product re-score of ``candidates`` shortlisted
   items (the "fine" half of c2f with a dense scorer). Codes come from an encoder
   ``float32 [N, D] -> uint8 [N, bits / 8]``; the default is SimHash (sign of a fixed
@@ -31,7 +31,7 @@ Interface (every index)::
 
 Scores are inner products (= cosine for unit vectors); ``hash`` without re-scoring returns
 the Hamming similarity ``1 - 2 d / bits``. Rows are ordered by (score desc, id asc), the
-tie rule of ``rsitr.retrieval.search.stable_topk``; ``exact`` widens its FAISS search
+tie rule of ``rsitr.retrieval.hamming_search.stable_topk``; ``exact`` widens its FAISS search
 until ties at the k-th place are complete, so it equals a stable numpy top-k exactly.
 Slots an approximate index cannot fill (fewer than k items reached) hold id ``-1`` and
 score ``-inf``, last in the row. ``threads`` (when given) is passed to
@@ -49,7 +49,7 @@ import numpy as np
 
 from rsitr.errors import ConfigError, unknown_name
 from rsitr.retrieval.binary_codes import pack_codes
-from rsitr.retrieval.search import HammingIndex, hamming_similarity
+from rsitr.retrieval.hamming_search import HammingIndex, hamming_similarity
 
 __all__ = [
     "COARSE_INDEXES",
@@ -313,8 +313,8 @@ class HashIndex:
     """
 
     kind = "hash"
-    _RESCORE_BYTES = 1 << 26
-    HEAP_MAX_K = 1000  # FAISS heap selection below this shortlist size, counting (knn_mc) above  # bound on one [q, K, D] float32 gather of the re-score
+    _RESCORE_BYTES = 1 << 26  # bound on one [q, K, D] float32 gather of the re-score
+    HEAP_MAX_K = 1000  # FAISS heap selection below this shortlist size, counting (knn_mc) above
 
     def __init__(
         self, bits: int = 128, candidates: int | None = None, seed: int = 0, threads: int | None = None,
@@ -325,7 +325,7 @@ class HashIndex:
         self.candidates = None if candidates is None else int(candidates)
         self.encoder, self.query_encoder = encoder, query_encoder
         self.projection: np.ndarray | None = None  # [D, bits] when SimHash is used
-        self.hamming: Any = None  # rsitr.retrieval.search.HammingIndex
+        self.hamming: Any = None  # rsitr.retrieval.hamming_search.HammingIndex
         self.embeddings: np.ndarray | None = None  # [N, D] for the re-score
         self.dim: int | None = None
 

@@ -1,4 +1,4 @@
-"""Coarse-to-fine search primitives: Hamming shortlist, PPSR for one query, fine re-score.
+"""The coarse stage on binary codes: exact Hamming kNN (FAISS) and the PPSR shortlist of one query.
 
 CFITR (Zhou, Wu, Deng, "Toward Efficient and Accurate Remote Sensing Image-Text Retrieval
 with a Coarse-to-Fine Approach", IEEE GRSL 2024) retrieves in two stages:
@@ -19,7 +19,7 @@ with a Coarse-to-Fine Approach", IEEE GRSL 2024) retrieves in two stages:
    top-k similarities over the gallery. ``r_q`` is constant per query, so it changes the
    printed score but not the ranking.
 3. **Fine.** The top-K candidates by ``S'`` (K = ``c2f.candidates``, 70 in CFITR) are
-   re-scored by the variant's full scorer and ranked by it.
+   re-scored by the variant's full scorer and ranked by it (``rsitr.retrieval.rescore``).
 
 PPSR can promote an item from outside the plain Hamming top-K. ``ppsr_candidates`` takes a
 wider Hamming shortlist and widens it until the result is provably the exact top-K of
@@ -33,21 +33,13 @@ score, descending, then by ascending index (the tie rule of ``rsitr.retrieval.me
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
 import numpy as np
-import torch
-
-from rsitr.data.images import ImageLoader
 
 __all__ = [
     "HammingIndex",
-    "dense_rescore",
-    "fine_rescore",
     "hamming_similarity",
     "ppsr_candidates",
     "reference_hubness",
-    "search_index",
     "stable_topk",
 ]
 
@@ -159,130 +151,3 @@ def ppsr_candidates(
         out["adjusted"][q] = adjusted[order]
         out["query_term"][q] = r_q
     return out
-
-
-def dense_rescore(query: np.ndarray, gallery: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """Inner products ``float32 [Q, K]`` of queries ``[Q, D]`` with their candidates.
-
-    ``gallery`` may be a float16 memmap ``[N, D]``; only the ``Q * K`` candidate rows are read.
-    """
-    rows = torch.from_numpy(np.ascontiguousarray(gallery[indices.reshape(-1)]))  # [Q * K, D], e.g. float16
-    rows = rows.float().reshape(*indices.shape, -1)  # [Q, K, D]; torch converts float16 ~10x faster than numpy
-    queries = torch.from_numpy(np.ascontiguousarray(query, dtype=np.float32))  # [Q, D]
-    return torch.bmm(rows, queries[:, :, None])[:, :, 0].numpy()  # [Q, K]
-
-
-def fine_rescore(
-    score_fn: Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor]], torch.Tensor],
-    gallery: dict[str, Any],
-    query: dict[str, torch.Tensor],
-    indices: np.ndarray,
-    *,
-    gallery_is_image: bool = True,
-    device: torch.device | str = "cpu",
-) -> np.ndarray:
-    """The full scorer on the candidate subset of ONE query: ``float32 [K]``.
-
-    ``gallery`` maps embedding names to ``[N, ...]`` arrays (float16 memmaps); ``query`` to
-    ``[1, ...]`` tensors. ``score_fn(image_embs, text_embs) -> [N_img, N_txt]`` is the
-    variant's ``model.score``.
-    """
-    subset = {
-        key: torch.from_numpy(np.asarray(array[indices], dtype=np.float32)).to(device) for key, array in gallery.items()
-    }  # [K, ...]
-    query = {key: value.to(device) for key, value in query.items()}
-    if gallery_is_image:
-        scores = score_fn(subset, query)[:, 0]  # [K, 1] -> [K]
-    else:
-        scores = score_fn(query, subset)[0]  # [1, K] -> [K]
-    return scores.float().cpu().numpy()
-
-
-# ----------------------------------------------------------------------------- one query
-
-
-def _ms(seconds: float) -> float:
-    return round(1000.0 * seconds, 3)
-
-
-@torch.no_grad()
-def search_index(
-    index: Any,
-    model: Any,
-    heads: Any,
-    *,
-    text: str | None = None,
-    image: str | None = None,
-    top_k: int = 10,
-    candidates: int = 70,
-    use_ppsr: bool = True,
-    ppsr_k: int | None = None,
-    coarse_only: bool = False,
-    loader: Any = None,
-    device: torch.device | str = "cpu",
-) -> dict[str, Any]:
-    """Coarse-to-fine search of a ``GalleryIndex`` (``rsitr.retrieval.index``) for one query.
-
-    A text query is scored against the gallery images by ``model.score`` (the variant's
-    full scorer: EBAKER global + local, else cosine). An image query (query by example)
-    is image-to-image: its code is searched among the gallery codes and the candidates are
-    re-scored by the cosine of the global image embeddings. ``coarse_only`` ranks by the
-    (PPSR-adjusted) Hamming similarity alone.
-
-    Returns:
-        ``{"query", "mode", "results": [{"rank", "id", "path", "score", "coarse",
-        "adjusted"}], "candidates", "ppsr", "timings_ms"}``.
-    """
-    import time
-
-    if (text is None) == (image is None):
-        raise ValueError("pass exactly one of text= or image=")
-    device = torch.device(device)
-    t0 = time.perf_counter()
-    if text is not None:
-        mode = "text"
-        query = {k: v.float() for k, v in model.embed_texts(model.tokenize([text]).to(device)).items()}  # [1, ...]
-        query_codes = heads.pack("text", query["global"])  # [1, bits / 8]
-    else:
-        mode = "image"
-        loader = loader or ImageLoader.for_model(model, cache=False)
-        pixels = loader.normalize(loader.uint8(str(image)))[None].to(device)  # [1, 3, S, S]
-        query = {k: v.float() for k, v in model.embed_images(pixels).items()}
-        query_codes = heads.pack("image", query["global"])
-    t1 = time.perf_counter()
-    hub = index.hubness.get(mode) if use_ppsr else None
-    k_ppsr = int(ppsr_k if ppsr_k is not None else index.manifest.get("ppsr_k", 10))
-    coarse = ppsr_candidates(index.hamming, query_codes, max(candidates, top_k), hubness=hub, ppsr_k=k_ppsr)
-    idx = coarse["indices"][0]  # [K]
-    t2 = time.perf_counter()
-    if coarse_only:
-        final = coarse["adjusted"][0].astype(np.float32)
-    elif mode == "text":
-        final = fine_rescore(model.score, index.embeddings, query, idx, gallery_is_image=True, device=device)
-    else:
-        q = torch.nn.functional.normalize(query["global"], dim=-1).cpu().numpy()  # [1, D]
-        g = np.asarray(index.embeddings["global"][idx], dtype=np.float32)  # [K, D]
-        g /= np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
-        final = (g @ q[0]).astype(np.float32)  # [K]
-    order = np.lexsort((idx, -final))[:top_k]  # score desc, then gallery index asc
-    t3 = time.perf_counter()
-    results = [
-        {
-            "rank": rank + 1,
-            "id": index.ids[idx[j]],
-            "path": index.paths[idx[j]],
-            "score": float(final[j]),
-            "coarse": float(coarse["coarse"][0][j]),
-            "adjusted": float(coarse["adjusted"][0][j]),
-        }
-        for rank, j in enumerate(order)
-    ]
-    return {
-        "query": text if text is not None else str(image),
-        "mode": mode,
-        "results": results,
-        "candidates": int(idx.shape[0]),
-        "ppsr": hub is not None,
-        "coarse_only": bool(coarse_only),
-        "timings_ms": {"encode": _ms(t1 - t0), "coarse": _ms(t2 - t1), "fine": _ms(t3 - t2), "total": _ms(t3 - t0)},
-    }
