@@ -24,9 +24,9 @@ from typing import Any
 
 import torch
 
-from rsitr.app.evaluation import ground_truth_twins
-from rsitr.app.paths import ProjectPaths
-from rsitr.app.runs import published_checkpoint
+from rsitr.app.steps.evaluation import ground_truth_twins
+from rsitr.app.core.paths import ProjectPaths
+from rsitr.app.core.runs import published_checkpoint
 from rsitr.config import RsitrParams, load_params, params_from_dict, to_dict
 from rsitr.data.images import ImageLoader
 from rsitr.data.manifest import read_manifest, select_split

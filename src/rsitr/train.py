@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import torch.distributed as dist
 
-from rsitr.app.training import run_train
+from rsitr.app.steps.training import run_train
 from rsitr.cli import configure_logging
 from rsitr.config import load_params
 from rsitr.errors import RsitrError

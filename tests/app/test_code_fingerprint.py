@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rsitr.app.fingerprint import C2F_ROOTS, EVAL_ROOTS, TRAIN_ROOTS, code_version, module_closure, step_code_version
+from rsitr.app.core.fingerprint import C2F_ROOTS, EVAL_ROOTS, TRAIN_ROOTS, code_version, module_closure, step_code_version
 from rsitr.config import load_params
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "rsitr"
@@ -54,7 +54,7 @@ def test_editing_the_trainer_changes_every_trained_variant(source_copy):
 def test_an_unrelated_module_changes_nothing(source_copy):
     params = load_params(REPO / "params.yaml")
     before = _versions(params, source_copy, TRAIN_ROOTS)
-    with open(source_copy / "app" / "serve.py", "a", encoding="utf-8") as handle:
+    with open(source_copy / "app" / "serving" / "serve.py", "a", encoding="utf-8") as handle:
         handle.write("\n# an edit\n")
     assert _versions(params, source_copy, TRAIN_ROOTS) == before
 

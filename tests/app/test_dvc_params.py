@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from rsitr.app.data_stages import DATA_STAGES
+from rsitr.app.steps.data import DATA_STAGES
 from rsitr.config import params_from_dict
 
 REPO = Path(__file__).resolve().parents[2]

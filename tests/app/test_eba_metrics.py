@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from rsitr.app.eba import eba_metrics
-from rsitr.app.paths import ProjectPaths
+from rsitr.app.steps.eba import eba_metrics
+from rsitr.app.core.paths import ProjectPaths
 from rsitr.config import load_params
 
 REPO = Path(__file__).resolve().parents[2]

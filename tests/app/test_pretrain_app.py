@@ -11,9 +11,9 @@ import open_clip
 import pytest
 import torch
 
-from rsitr.app.fingerprint import md5_file
-from rsitr.app.paths import ProjectPaths
-from rsitr.app.pretrain import run_pretrain
+from rsitr.app.core.fingerprint import md5_file
+from rsitr.app.core.paths import ProjectPaths
+from rsitr.app.steps.pretrain import run_pretrain
 from rsitr.config import load_params
 from rsitr.data.synth_corpus import CorpusOptions, generate_corpus
 from rsitr.models import build_model
@@ -102,8 +102,8 @@ def test_every_method_starts_from_the_foundation(project: dict[str, Any], varian
 
 
 def test_the_flow_step_skips_a_current_foundation_and_retrains_on_a_change(tmp_path: Path) -> None:
-    from rsitr.app.fingerprint import train_fingerprint
-    from rsitr.app.pretrain import pretrain_step, with_foundation
+    from rsitr.app.core.fingerprint import train_fingerprint
+    from rsitr.app.steps.pretrain import pretrain_step, with_foundation
 
     generate_corpus(tmp_path / "corpus", 8, seed=5, options=CorpusOptions(image_size=(32, 40), shard_size=8),
                     progress=False)

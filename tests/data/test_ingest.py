@@ -11,7 +11,7 @@ from PIL import Image
 
 from rsitr.config import params_from_dict
 from rsitr.data.ingest import MANIFEST_COLUMNS, REJECTED_COLUMNS, IngestResult, Rejection, ingest_datasets
-from rsitr.app.data_stages import run_ingest
+from rsitr.app.steps.data import run_ingest
 from rsitr.errors import DataError
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from rsitr.config import params_from_dict
 from rsitr.data.keywords import count_words, extract_keywords, tokenize
-from rsitr.app.keywords import run_keywords
+from rsitr.app.steps.keywords import run_keywords
 
 
 def _rows(dataset: str, language: str, split: str, captions: list[str]) -> list[dict]:

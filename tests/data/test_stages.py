@@ -18,8 +18,8 @@ import pytest
 from rsitr.config import params_from_dict
 from rsitr.data.ingest import MANIFEST_COLUMNS
 from rsitr.data.dedup import CLUSTER_COLUMNS
-from rsitr.app.data_stages import run_dedup, run_ingest, run_split
-from rsitr.app.keywords import run_keywords
+from rsitr.app.steps.data import run_dedup, run_ingest, run_split
+from rsitr.app.steps.keywords import run_keywords
 from rsitr.data.synth import generate_benchmark
 
 N_IMAGES = 120

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from conftest import one_line_error, rsitr
-from rsitr.app.locks import variant_lock
+from rsitr.app.core.locks import variant_lock
 from rsitr.config import load_params
 
 

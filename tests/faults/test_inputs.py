@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from conftest import one_line_error, rsitr
-from rsitr.app.gallery import check_query, readable_images
+from rsitr.app.serving.gallery import check_query, readable_images
 from rsitr.config import load_params
 from rsitr.errors import ConfigError, DataError
 

@@ -20,9 +20,9 @@ import yaml
 
 from conftest import ENV
 from toy_data import RUN_WITH_TEST_MODELS
-from rsitr.app.paths import ProjectPaths
-from rsitr.app.runs import published_checkpoint, read_run_record
-from rsitr.app.training import fit, run_train
+from rsitr.app.core.paths import ProjectPaths
+from rsitr.app.core.runs import published_checkpoint, read_run_record
+from rsitr.app.steps.training import fit, run_train
 from rsitr.config import load_params
 from rsitr.models.trained import load_checkpoint
 from rsitr.training.trainer import TrainingDiverged

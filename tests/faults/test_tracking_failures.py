@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from conftest import one_line_error, rsitr
-from rsitr.app.paths import ProjectPaths
-from rsitr.app.runs import mark_active
-from rsitr.app.training import run_train
+from rsitr.app.core.paths import ProjectPaths
+from rsitr.app.core.runs import mark_active
+from rsitr.app.steps.training import run_train
 from rsitr.config import load_params
 
 
@@ -57,7 +57,7 @@ def test_a_file_store_uri_is_one_line(project: Path, tmp_path: Path) -> None:
 
 
 def test_resume_with_another_tracking_uri_is_one_line(project: Path, tmp_path: Path) -> None:
-    from rsitr.app.fingerprint import train_fingerprint
+    from rsitr.app.core.fingerprint import train_fingerprint
 
     params = load_params(project)
     mark_active(params, "finetune", "0123456789abcdef0123456789abcdef", train_fingerprint(params, "finetune"))

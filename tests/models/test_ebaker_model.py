@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rsitr.app.keywords import variant_keywords
+from rsitr.app.steps.keywords import variant_keywords
 from rsitr.config import load_params
 from rsitr.errors import DataError
 from rsitr.models import build_model

@@ -6,7 +6,7 @@ from __future__ import annotations
 def test_mlflow_run_names_are_unique_and_tags_name_the_prefect_run(prefect_api) -> None:
     from prefect import flow
 
-    from rsitr.app.training import prefect_run_tags, unique_run_name
+    from rsitr.app.steps.training import prefect_run_tags, unique_run_name
 
     assert unique_run_name("finetune", "ab" * 32).startswith("finetune-abababab-")
     assert unique_run_name("finetune", "ab" * 32) != unique_run_name("finetune", "cd" * 32)

@@ -31,7 +31,7 @@ toy = _toy_module()
 def zeroshot_toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Params file of a toy project whose ``zeroshot`` checkpoint exists (no MLflow run)."""
     from rsitr.config import load_params
-    from rsitr.app.training import run_train
+    from rsitr.app.steps.training import run_train
 
     root = tmp_path_factory.mktemp("toy-report")
     toy.make_toy_dataset(root / "data")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rsitr.app.reports import score_split
+from rsitr.app.steps.reports import score_split
 from rsitr.config import load_params
 from rsitr.reporting.examples import build_examples, sample_queries, top_k_examples
 from rsitr.reporting.figure import GREEN, RED, render_png

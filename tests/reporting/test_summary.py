@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from rsitr.config import load_params
-from rsitr.app.summary import print_summary
+from rsitr.app.steps.summary import print_summary
 from rsitr.tracking.claims import COLUMNS as CLAIM_COLUMNS
 from rsitr.tracking.leaderboard import COLUMNS
 

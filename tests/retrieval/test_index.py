@@ -128,7 +128,7 @@ def test_existing_index_and_mismatched_partial_build_are_refused(gallery, tmp_pa
 
 
 def test_a_model_reference_resolves_to_a_registry_version_or_a_published_checkpoint(tmp_path, monkeypatch):
-    from rsitr.app.gallery import resolve_model
+    from rsitr.app.serving.gallery import resolve_model
     from rsitr.config import load_params
     from rsitr.errors import ConfigError, TrackingError
 

@@ -38,8 +38,8 @@ def _no_tracking_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _trained_project(root: Path, arch: str) -> Path:
     from rsitr.config import load_params
-    from rsitr.app.evaluation import run_evaluate
-    from rsitr.app.training import run_train
+    from rsitr.app.steps.evaluation import run_evaluate
+    from rsitr.app.steps.training import run_train
 
     params_path = toy.make_project(root, arch=arch)
     with pytest.MonkeyPatch.context() as patch:
@@ -89,7 +89,7 @@ def make_gallery_index():
     """``build(params, root, count)``: a gallery of the toy images 200.. and its index under ``root``."""
     import shutil
 
-    from rsitr.app.gallery import GalleryBuild, build_gallery_index
+    from rsitr.app.serving.gallery import GalleryBuild, build_gallery_index
 
     def build(params, root: Path, count: int) -> Path:
         (root / "gallery").mkdir()

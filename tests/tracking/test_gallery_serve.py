@@ -15,9 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
-from rsitr.app.gallery import GalleryBuild, build_gallery_index, load_searcher
-from rsitr.app.registry import input_example, register_variant
-from rsitr.app.runs import published_checkpoint, read_run_record
+from rsitr.app.serving.gallery import GalleryBuild, build_gallery_index, load_searcher
+from rsitr.app.steps.registry import input_example, register_variant
+from rsitr.app.core.runs import published_checkpoint, read_run_record
 from rsitr.config import load_params
 from rsitr.models.trained import load_trained_model
 from rsitr.retrieval.gallery_index import GalleryIndex
@@ -37,13 +37,13 @@ def _gallery(params, tmp_path: Path) -> Path:
 def _client(service):
     from fastapi.testclient import TestClient
 
-    from rsitr.app.serve import create_app
+    from rsitr.app.serving.serve import create_app
 
     return TestClient(create_app(service))
 
 
 def test_index_from_the_champion_serves_text_and_image_queries(trained_toy: Path, tmp_path: Path, rsitr_cli) -> None:
-    from rsitr.app.serve import SearchService
+    from rsitr.app.serving.serve import SearchService
 
     overrides = ["tracking.model_prefix=gal", "serve.max_upload_mb=0.05"]
     params = load_params(trained_toy, overrides)
@@ -120,7 +120,7 @@ def test_index_from_the_champion_serves_text_and_image_queries(trained_toy: Path
 
 
 def test_a_promotion_goes_live_without_a_restart_once_its_index_exists(trained_toy: Path, tmp_path: Path) -> None:
-    from rsitr.app.serve import SearchService
+    from rsitr.app.serving.serve import SearchService
 
     params = load_params(trained_toy, ["tracking.model_prefix=live"])
     first = register_variant(params, "finetune")
@@ -184,8 +184,8 @@ def test_serve_params_are_validated(trained_toy: Path) -> None:
 
 
 def test_the_logged_model_carries_the_hash_heads_of_its_checkpoint(trained_toy: Path, tmp_path: Path) -> None:
-    from rsitr.app.paths import ProjectPaths
-    from rsitr.app.registry import matching_hash_heads
+    from rsitr.app.core.paths import ProjectPaths
+    from rsitr.app.steps.registry import matching_hash_heads
     from rsitr.retrieval.hash_head import HashHeads, save_hash_heads
     from rsitr.retrieval.gallery_index import sha256_file
     from rsitr.tracking.pyfunc_model import _stage_artifacts, load_model_bundle

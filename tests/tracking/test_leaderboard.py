@@ -10,7 +10,7 @@ import pytest
 
 from rsitr.config import load_params
 from rsitr.tracking.leaderboard import MEASURED, REPORTED, benchmark_of, measured_rows, reference_rows
-from rsitr.app.leaderboard import run_leaderboard
+from rsitr.app.steps.leaderboard import run_leaderboard
 
 
 def _tables(markdown: str) -> list[list[str]]:
@@ -136,7 +136,7 @@ def test_stored_ranks_give_the_stored_metrics_and_every_measured_row_its_ci(trai
 
     from mlflow.tracking import MlflowClient
 
-    from rsitr.app.paths import ProjectPaths
+    from rsitr.app.core.paths import ProjectPaths
     from rsitr.retrieval.ranks import load_ranks
 
     params = load_params(trained_toy)

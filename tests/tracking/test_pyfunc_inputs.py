@@ -55,7 +55,7 @@ def test_the_logged_model_as_served_refuses_a_server_side_path(trained_toy: Path
     import mlflow
     import pandas as pd
 
-    from rsitr.app.registry import register_variant
+    from rsitr.app.steps.registry import register_variant
     from rsitr.config import load_params
 
     params = load_params(trained_toy, ["tracking.model_prefix=paths"])
@@ -87,7 +87,7 @@ def test_the_scoring_server_answers_a_bad_image_with_one_line_and_no_stack_trace
     from mlflow.pyfunc import scoring_server
     from starlette.testclient import TestClient
 
-    from rsitr.app.registry import register_variant
+    from rsitr.app.steps.registry import register_variant
     from rsitr.config import load_params
 
     params = load_params(trained_toy, ["tracking.model_prefix=scoring"])

@@ -50,7 +50,7 @@ def test_register_errors_are_one_line_messages(trained_toy: Path, rsitr_cli, tmp
     code, _, err = rsitr_cli("register", "--params", str(trained_toy), "--variant", "nosuch")
     assert code == 2 and "unknown variant 'nosuch'" in err and "Traceback" not in err
     params = load_params(trained_toy, [f"paths.models={tmp_path}"])
-    from rsitr.app.registry import register_variant
+    from rsitr.app.steps.registry import register_variant
 
     with pytest.raises(TrackingError, match="run.json"):
         register_variant(params, "finetune")
@@ -80,7 +80,7 @@ def test_champion_loads_in_a_fresh_process_with_equal_embeddings(trained_toy: Pa
     import torch
 
     from rsitr.tracking.registry import promote
-    from rsitr.app.registry import register_variant
+    from rsitr.app.steps.registry import register_variant
     from rsitr.models.trained import load_trained_model
     from rsitr.data.images import ImageLoader
 
@@ -136,7 +136,7 @@ def test_the_bundled_config_of_every_default_variant_loads_on_its_own(variant: s
 
 def test_the_foundation_config_loads_on_its_own() -> None:
     """The registered foundation carries a one-variant config (as registration loads it back)."""
-    from rsitr.app.pretrain import foundation_params
+    from rsitr.app.steps.pretrain import foundation_params
     from rsitr.config import params_from_dict, to_dict
 
     params = load_params(Path(__file__).resolve().parents[2] / "params.yaml")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rsitr.app.registry import register_variant
+from rsitr.app.steps.registry import register_variant
 from rsitr.config import load_params
 from rsitr.tracking.registry import promote
 

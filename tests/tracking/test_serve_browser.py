@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rsitr.app.gallery import GalleryBuild, build_gallery_index
+from rsitr.app.serving.gallery import GalleryBuild, build_gallery_index
 from rsitr.config import load_params
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -40,7 +40,7 @@ def _chromium(profile: Path, *argv: str) -> subprocess.CompletedProcess:
 def test_the_page_shows_the_result_thumbnails_in_chromium(trained_toy: Path, tmp_path: Path) -> None:
     import uvicorn
 
-    from rsitr.app.serve import SearchService, create_app
+    from rsitr.app.serving.serve import SearchService, create_app
 
     params = load_params(trained_toy)
     images = tmp_path / "gallery"

@@ -43,7 +43,7 @@ IMAGES = st.one_of(st.binary(max_size=300),
 def fuzz_client(trained_toy: Path, index_dir: Path):  # noqa: F811
     from fastapi.testclient import TestClient
 
-    from rsitr.app.serve import create_app
+    from rsitr.app.serving.serve import create_app
 
     with TestClient(create_app(_service(trained_toy, index_dir), start_polling=False),
                     raise_server_exceptions=True) as client:  # an escaping exception fails the example

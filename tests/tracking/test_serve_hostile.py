@@ -23,7 +23,7 @@ def index_dir(trained_toy: Path, tmp_path_factory: pytest.TempPathFactory, make_
 
 
 def _service(trained_toy: Path, index_dir: Path, *overrides: str, model: str | None = None):
-    from rsitr.app.serve import SearchService
+    from rsitr.app.serving.serve import SearchService
 
     return SearchService(load_params(trained_toy, list(overrides)), index_dir, model=model, poll_s=60)
 
@@ -32,7 +32,7 @@ def _service(trained_toy: Path, index_dir: Path, *overrides: str, model: str | N
 def client(trained_toy: Path, index_dir: Path):
     from fastapi.testclient import TestClient
 
-    from rsitr.app.serve import create_app
+    from rsitr.app.serving.serve import create_app
 
     with TestClient(create_app(_service(trained_toy, index_dir), start_polling=False),
                     raise_server_exceptions=False) as test_client:
@@ -104,7 +104,7 @@ def test_a_1_mb_query_is_a_413_that_does_not_echo_it(client) -> None:
 def test_healthz_tells_ready_from_degraded(client, trained_toy: Path, index_dir: Path) -> None:
     from fastapi.testclient import TestClient
 
-    from rsitr.app.serve import create_app
+    from rsitr.app.serving.serve import create_app
 
     ready = client.get("/healthz")
     assert ready.status_code == 200 and ready.json()["status"] == "ok" and ready.json()["reason"] is None
@@ -118,7 +118,7 @@ def test_healthz_tells_ready_from_degraded(client, trained_toy: Path, index_dir:
 def test_uvicorn_gets_the_connection_bounds(trained_toy: Path, index_dir: Path, monkeypatch) -> None:
     import uvicorn
 
-    from rsitr.app.serve import run_server
+    from rsitr.app.serving.serve import run_server
 
     seen: dict = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
@@ -132,7 +132,7 @@ def _real_server(service, seconds: float, max_connections: int):
     """``rsitr serve``'s uvicorn settings (connection_bounds) on a free port, in a thread."""
     import uvicorn
 
-    from rsitr.app.serve import connection_bounds, create_app
+    from rsitr.app.serving.serve import connection_bounds, create_app
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

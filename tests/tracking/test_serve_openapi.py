@@ -14,7 +14,7 @@ def served(trained_toy: Path, tmp_path_factory: pytest.TempPathFactory, make_gal
     """``(TestClient, gallery folder)`` over a 6-image index of the toy project's finetune model."""
     from fastapi.testclient import TestClient
 
-    from rsitr.app.serve import SearchService, create_app
+    from rsitr.app.serving.serve import SearchService, create_app
 
     params = load_params(trained_toy)
     root = tmp_path_factory.mktemp("openapi")
@@ -74,7 +74,7 @@ def test_gallery_files_are_served_as_files(served) -> None:
 def test_run_server_keeps_uvicorns_access_log(trained_toy: Path, served, monkeypatch) -> None:
     import uvicorn
 
-    from rsitr.app.serve import run_server
+    from rsitr.app.serving.serve import run_server
 
     seen: dict = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))

@@ -14,7 +14,7 @@ from rsitr.config import load_params
 def client(trained_toy: Path, tmp_path_factory: pytest.TempPathFactory, make_gallery_index):
     from fastapi.testclient import TestClient
 
-    from rsitr.app.serve import SearchService, create_app
+    from rsitr.app.serving.serve import SearchService, create_app
 
     params = load_params(trained_toy, ["serve.max_upload_mb=1"])
     root = tmp_path_factory.mktemp("upload-limit")

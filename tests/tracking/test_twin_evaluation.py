@@ -65,7 +65,7 @@ class RecordingTracker:
 @pytest.fixture(scope="module")
 def twin_toy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Raw params of a toy project with planted twins and a published (untracked) zeroshot."""
-    from rsitr.app.training import run_train
+    from rsitr.app.steps.training import run_train
 
     root = tmp_path_factory.mktemp("twins")
     make_toy_benchmark(root, n_images=48)  # test split: images 40..47
@@ -78,7 +78,7 @@ def twin_toy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def test_evaluation_writes_and_logs_twin_accuracy(twin_toy, monkeypatch) -> None:
-    from rsitr.app import evaluation
+    from rsitr.app.steps import evaluation
 
     tracker = RecordingTracker()
     monkeypatch.setattr(evaluation, "variant_tracker", lambda params, variant: tracker)
@@ -94,7 +94,7 @@ def test_evaluation_writes_and_logs_twin_accuracy(twin_toy, monkeypatch) -> None
 
 @pytest.mark.parametrize("twins", [None, TWINS[2:]], ids=["no-ground-truth", "no-test-pair"])
 def test_evaluation_without_twins_skips_the_metric(twin_toy, tmp_path: Path, twins) -> None:
-    from rsitr.app.evaluation import run_evaluate
+    from rsitr.app.steps.evaluation import run_evaluate
 
     if twins is not None:
         (tmp_path / "ground_truth.json").write_text(json.dumps({"twins": twins}))
@@ -145,9 +145,9 @@ def test_leaderboard_shows_eba_precision_and_the_c2f_fine_share() -> None:
 def test_twin_accuracy_reaches_mlflow_and_the_leaderboard(twin_toy, tmp_path: Path, monkeypatch) -> None:
     from mlflow.tracking import MlflowClient
 
-    from rsitr.app.evaluation import run_evaluate
-    from rsitr.app.leaderboard import run_leaderboard
-    from rsitr.app.training import run_train
+    from rsitr.app.steps.evaluation import run_evaluate
+    from rsitr.app.steps.leaderboard import run_leaderboard
+    from rsitr.app.steps.training import run_train
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -13,7 +13,7 @@ from rsitr.models import build_model
 from rsitr.models.trained import load_checkpoint
 from rsitr.data.manifest import select_split
 from rsitr.training.data import token_length_report
-from rsitr.app.training import fit
+from rsitr.app.steps.training import fit
 
 ARABIC_WITH_MARKS = "حَقْلٌ أَحْمَرُ بسيــط"  # tashkeel, hamza-on-alef and tatweel
 
@@ -67,9 +67,9 @@ def test_a_variant_whose_parent_is_not_trained_names_the_fix(toy_benchmark, tmp_
 
 def test_training_can_start_from_another_variants_checkpoint(small_toy_benchmark, tmp_path):
     """The thesis regime: English first (finetune), then Arabic from its checkpoint (init_from_variant)."""
-    from rsitr.app.fingerprint import train_fingerprint
-    from rsitr.app.paths import ProjectPaths
-    from rsitr.app.training import run_train, with_parent_checkpoint
+    from rsitr.app.core.fingerprint import train_fingerprint
+    from rsitr.app.core.paths import ProjectPaths
+    from rsitr.app.steps.training import run_train, with_parent_checkpoint
 
     raw = toy_params_dict(small_toy_benchmark, epochs=1)
     raw["paths"]["models"] = str(tmp_path / "models")

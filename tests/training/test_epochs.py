@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from toy_data import make_toy_benchmark, toy_params_dict
-from rsitr.app.training import fit
+from rsitr.app.steps.training import fit
 from rsitr.config import AugmentParams, params_from_dict
 from rsitr.data.images import ImageLoader
 from rsitr.data.manifest import select_split

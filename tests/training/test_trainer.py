@@ -16,7 +16,7 @@ import yaml
 from toy_data import RUN_WITH_TEST_MODELS, TEST_ARCH, toy_params_dict
 from rsitr.config import params_from_dict
 from rsitr.models.trained import load_checkpoint
-from rsitr.app.training import fit
+from rsitr.app.steps.training import fit
 from rsitr.training.trainer import TrainingDiverged
 from rsitr.training.optim import build_scheduler
 
@@ -68,7 +68,7 @@ def test_learnable_logit_scale_is_clamped_at_ln_100_after_each_step(small_toy_be
 
 def _untrained_val_mR(params) -> float:
     """Validation mR of the model before any step (a finetune run starts from exactly the zero-shot weights)."""
-    from rsitr.app.paths import ProjectPaths
+    from rsitr.app.core.paths import ProjectPaths
     from rsitr.data.images import ImageLoader
     from rsitr.data.manifest import read_manifest, select_split
     from rsitr.models import build_model

@@ -9,7 +9,7 @@ model work and call the library directly:
 * ``promote``: the promotion gate of one variant.
 
 Re-runs are cheap and exact: every step is keyed on its fingerprint (resolved config, data
-version, code version; ``rsitr.app.steps``) through the ``StepCache`` policy, and a cache
+version, code version; ``rsitr.app.core.step_records``) through the ``StepCache`` policy, and a cache
 hit also needs the step's output files, so a second ``make run`` trains nothing while a
 ``--set`` of one variant's ``train.epochs`` retrains exactly that variant.
 
@@ -43,17 +43,17 @@ from prefect.concurrency.sync import concurrency
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from rsitr.app.c2f import run_c2f_evaluate, run_c2f_train
-from rsitr.app.caching import StepCache
-from rsitr.app.data_state import check_data_current
-from rsitr.app.evaluation import RECALLS, run_evaluate
-from rsitr.app.keywords import run_keywords
-from rsitr.app.leaderboard import run_leaderboard
-from rsitr.app.pretrain import pretrain_step, with_foundation
-from rsitr.app.registry import register_variant
-from rsitr.app.runs import read_run_record
-from rsitr.app.steps import run_step
-from rsitr.app.training import run_train
+from rsitr.app.steps.c2f import run_c2f_evaluate, run_c2f_train
+from rsitr.app.core.caching import StepCache
+from rsitr.app.core.data_state import check_data_current
+from rsitr.app.steps.evaluation import RECALLS, run_evaluate
+from rsitr.app.steps.keywords import run_keywords
+from rsitr.app.steps.leaderboard import run_leaderboard
+from rsitr.app.steps.pretrain import pretrain_step, with_foundation
+from rsitr.app.steps.registry import register_variant
+from rsitr.app.core.runs import read_run_record
+from rsitr.app.core.step_records import run_step
+from rsitr.app.steps.training import run_train
 from rsitr.config import RsitrParams, load_params
 from rsitr.errors import ConfigError, RsitrError, TrackingError
 from rsitr.tracking.mlflow_tracking import git_commit

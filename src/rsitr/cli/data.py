@@ -16,7 +16,7 @@ STAGE_HELP = {
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
-    from rsitr.app.data_stages import run_synth
+    from rsitr.app.steps.data import run_synth
 
     params = load(args)
     print_json(run_synth(params, out=args.out, images=args.images, seed=args.seed))
@@ -24,7 +24,7 @@ def cmd_synth(args: argparse.Namespace) -> None:
 
 
 def cmd_synth_corpus(args: argparse.Namespace) -> None:
-    from rsitr.app.data_stages import run_synth_corpus
+    from rsitr.app.steps.data import run_synth_corpus
 
     params = load(args)
     report = run_synth_corpus(params, out=args.out, images=args.images, seed=args.seed)
@@ -40,7 +40,7 @@ def cmd_data_inspect(args: argparse.Namespace) -> None:
 
 def _stage_handler(name: str):
     def run(args: argparse.Namespace) -> None:
-        from rsitr.app.data_stages import DATA_STAGES
+        from rsitr.app.steps.data import DATA_STAGES
 
         print_json(DATA_STAGES[name](load(args)))
 

@@ -29,13 +29,13 @@ def cmd_describe(args: argparse.Namespace) -> None:
 
 
 def cmd_keywords(args: argparse.Namespace) -> None:
-    from rsitr.app.keywords import run_keywords
+    from rsitr.app.steps.keywords import run_keywords
 
     print_json(run_keywords(load(args)))
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from rsitr.app.training import run_train
+    from rsitr.app.steps.training import run_train
 
     if args.resume_lr is not None and not args.resume:
         raise ConfigError("--resume-lr changes the learning rate of a resumed run; add --resume")
@@ -45,20 +45,20 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from rsitr.app.evaluation import run_evaluate
+    from rsitr.app.steps.evaluation import run_evaluate
 
     run_evaluate(load(args), args.variant, track=not args.no_track)
 
 
 def cmd_eba_report(args: argparse.Namespace) -> None:
-    from rsitr.app.eba import elimination_report
+    from rsitr.app.steps.eba import elimination_report
 
     report = elimination_report(load(args), args.variant, args.ground_truth)
     print_json({k: v for k, v in report.items() if k != "eliminated"})
 
 
 def cmd_summary(args: argparse.Namespace) -> None:
-    from rsitr.app.summary import print_summary
+    from rsitr.app.steps.summary import print_summary
 
     print_summary(load(args))
 

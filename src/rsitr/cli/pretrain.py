@@ -10,7 +10,7 @@ from rsitr.cli.common import add_params_options, load, print_json
 
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
-    from rsitr.app.pretrain import run_pretrain
+    from rsitr.app.steps.pretrain import run_pretrain
 
     summary = run_pretrain(load(args), resume=args.resume, track=not args.no_track,
                            register=not args.no_register and not args.no_track)

@@ -19,20 +19,20 @@ from rsitr.cli.common import add_params_options, add_variant_command, load, prin
 
 
 def cmd_c2f_train(args: argparse.Namespace) -> None:
-    from rsitr.app.c2f import run_c2f_train
+    from rsitr.app.steps.c2f import run_c2f_train
 
     summary = run_c2f_train(load(args), args.variant)
     print_json({k: v for k, v in summary.items() if k != "history"} | {"final": (summary["history"] or [{}])[-1]})
 
 
 def cmd_c2f_evaluate(args: argparse.Namespace) -> None:
-    from rsitr.app.c2f import run_c2f_evaluate
+    from rsitr.app.steps.c2f import run_c2f_evaluate
 
     run_c2f_evaluate(load(args), args.variant)
 
 
 def cmd_c2f_run(args: argparse.Namespace) -> None:
-    from rsitr.app.c2f import run_c2f_evaluate, run_c2f_train
+    from rsitr.app.steps.c2f import run_c2f_evaluate, run_c2f_train
 
     params = load(args)
     if not params.c2f.enabled:
@@ -43,7 +43,7 @@ def cmd_c2f_run(args: argparse.Namespace) -> None:
 
 
 def cmd_index_build(args: argparse.Namespace) -> None:
-    from rsitr.app.gallery import GalleryBuild, build_gallery_index
+    from rsitr.app.serving.gallery import GalleryBuild, build_gallery_index
 
     build = GalleryBuild(chunk_size=args.chunk_size, batch_size=args.batch_size, device=args.device, force=args.force,
                          progress=not args.no_progress)
@@ -53,7 +53,7 @@ def cmd_index_build(args: argparse.Namespace) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> None:
-    from rsitr.app.gallery import SearchChoice, search_gallery
+    from rsitr.app.serving.gallery import SearchChoice, search_gallery
 
     choice = SearchChoice(coarse=args.coarse, fine="none" if args.coarse_only else None, candidates=args.candidates,
                           ppsr=not args.no_ppsr, device=args.device)
@@ -68,7 +68,7 @@ def cmd_search(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    from rsitr.app.serve import run_server
+    from rsitr.app.serving.serve import run_server
 
     run_server(load(args), args.index, model=args.model, host=args.host, port=args.port, device=args.device)
 

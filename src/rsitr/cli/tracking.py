@@ -18,7 +18,7 @@ REFUSED_EXIT_CODE = 1
 
 
 def cmd_register(args: argparse.Namespace) -> int:
-    from rsitr.app.registry import register_variant
+    from rsitr.app.steps.registry import register_variant
 
     result = register_variant(load(args), args.variant, run_id=args.run_id)
     state = "already registered as" if result.reused else "registered as"
@@ -41,7 +41,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from rsitr.app.leaderboard import run_leaderboard
+    from rsitr.app.steps.leaderboard import run_leaderboard
 
     files = run_leaderboard(load(args), all_runs=args.all_runs, variants=args.variant or ())
     print(f"leaderboard: {files.markdown} and {files.csv} ({files.measured_rows} measured rows: "
@@ -51,7 +51,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from rsitr.app.reports import write_retrieval_report
+    from rsitr.app.steps.reports import write_retrieval_report
 
     files = write_retrieval_report(load(args), args.variant, args.test_set, args.language, queries=args.queries,
                                    k=args.top_k, seed=args.seed, track=not args.no_track)

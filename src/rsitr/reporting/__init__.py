@@ -1,7 +1,7 @@
 """Human-facing outputs: the visual retrieval report.
 
 ``write_report_files`` renders top-k retrieval examples as a self-contained HTML page and
-a PNG (``rsitr report`` wires it, in ``rsitr.app.reports``).
+a PNG (``rsitr report`` wires it, in ``rsitr.app.steps.reports``).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ with a Coarse-to-Fine Approach", IEEE GRSL 2024, doi:10.1109/LGRS.2024.3494543):
 
 * **Heads.** ``train_hash_heads`` encodes the train split once with a trained variant
   (frozen) and fits the two hash heads on the global embeddings (``hash_head.py``).
-  The application saves them beside the checkpoint (``rsitr.app.c2f``), with the
+  The application saves them beside the checkpoint (``rsitr.app.steps.c2f``), with the
   packed codes of the training captions and images (the PPSR reference sets of online
   search) and the sha256 of the checkpoint they belong to.
 * **Evaluation.** ``evaluate_coarse_to_fine`` encodes the test split, computes the

@@ -13,7 +13,7 @@ exactly. The result is ``foundation.pt``: a plain open_clip state dict that
 ``model.pretrained=<file>`` loads (``rsitr.models.factory``).
 
 The loop knows no artifact layout: the application passes the corpus and the output folder
-(``rsitr.app.pretrain``).
+(``rsitr.app.steps.pretrain``).
 """
 
 from __future__ import annotations

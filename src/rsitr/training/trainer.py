@@ -12,7 +12,7 @@ atomically with everything needed to resume exactly (optimizer, scheduler, RNG s
 the loss's own state such as EBAKER's similarity bank).
 
 The trainer knows no artifact layout: the application passes the output folder, the
-processed manifest and the keyword list (``rsitr.app.training``).
+processed manifest and the keyword list (``rsitr.app.steps.training``).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@
   transitively (as DVC hashes a stage's code deps). Editing a README retrains nothing, editing
   EBAKER's loss retrains the EBAKER variants only, editing the trainer retrains every variant.
 * **fingerprint** of a step: sha256 of its resolved config, the data version and the code
-  version. The Prefect flows cache on it (``rsitr.app.caching``), and ``run.json`` records
+  version. The Prefect flows cache on it (``rsitr.app.core.caching``), and ``run.json`` records
   it beside the checkpoint it describes.
 """
 
@@ -21,11 +21,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from rsitr.app.paths import ProjectPaths
+from rsitr.app.core.paths import ProjectPaths
 from rsitr.config import RsitrParams, method_spec, to_dict
 from rsitr.errors import DataError
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # src/rsitr
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # src/rsitr
 # The library modules each step runs, beside the variant's own model and loss modules; a step's
 # code version hashes these and every rsitr module they import (transitively), nothing else.
 TRAIN_ROOTS = ("rsitr.training.trainer",)

@@ -3,13 +3,13 @@
 Prefect's built-in policies hash task inputs and source; rsitr's steps take only a params
 path and ``--set`` overrides, and what decides whether work can be skipped is the resolved
 config, the data version and the code version, plus the presence of the output files
-(``rsitr.app.steps``). ``StepCache.compute_key`` returns that fingerprint when the step's
+(``rsitr.app.core.step_records``). ``StepCache.compute_key`` returns that fingerprint when the step's
 recorded outputs are current and ``None`` (no caching: run) otherwise, so a fresh clone
 with Prefect results but no ``models/`` never skips work whose outputs it lacks.
 
 Where the three cache layers meet (kept apart on purpose; not collapsed in issue 26):
 
-* the **fingerprint** (``rsitr.app.fingerprint``: config + data version + code version) is the
+* the **fingerprint** (``rsitr.app.core.fingerprint``: config + data version + code version) is the
   one key; it alone decides *whether* a step's result is current;
 * ``models/<variant>/<step>.done.json`` (``rsitr.app.steps.run_step``) records that key beside
   the outputs, so ``rsitr train``/``evaluate`` outside Prefect, a DVC stage and a worker with a
@@ -27,7 +27,7 @@ from typing import Any
 from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
 
-from rsitr.app.steps import completed, fingerprint
+from rsitr.app.core.step_records import completed, fingerprint
 from rsitr.config import load_params
 from rsitr.errors import RsitrError
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rsitr.app.files import read_table, write_json, write_lines
-from rsitr.app.paths import ProjectPaths
+from rsitr.app.core.files import read_table, write_json, write_lines
+from rsitr.app.core.paths import ProjectPaths
 from rsitr.config import RsitrParams
 from rsitr.data.keywords import extract_keywords
 from rsitr.models.keyword_masking import read_keywords

@@ -29,12 +29,12 @@ from typing import Any
 
 import pandas as pd
 
-from rsitr.app.files import write_json
-from rsitr.app.locks import variant_lock
-from rsitr.app.paths import ProjectPaths
-from rsitr.app.runs import read_run_record
-from rsitr.app.runs import published_checkpoint
-from rsitr.app.training import start_tracker
+from rsitr.app.core.files import write_json
+from rsitr.app.core.locks import variant_lock
+from rsitr.app.core.paths import ProjectPaths
+from rsitr.app.core.runs import read_run_record
+from rsitr.app.core.runs import published_checkpoint
+from rsitr.app.steps.training import start_tracker
 from rsitr.config import RsitrParams
 from rsitr.data.images import ImageLoader
 from rsitr.data.manifest import read_manifest, select_split

@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rsitr.app.files import write_json
-from rsitr.app.paths import ProjectPaths
+from rsitr.app.core.files import write_json
+from rsitr.app.core.paths import ProjectPaths
 from rsitr.config import EbakerOptions, RsitrParams
 from rsitr.data.manifest import read_manifest
 from rsitr.losses.ebaker import elimination_precision, records_from_checkpoint

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from rsitr.app.paths import ProjectPaths
+from rsitr.app.core.paths import ProjectPaths
 from rsitr.config import RsitrParams
 from rsitr.tracking.leaderboard import LeaderboardFiles, write_leaderboard
 

@@ -13,8 +13,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from rsitr.app.files import read_table, write_json, write_table
-from rsitr.app.paths import ProjectPaths
+from rsitr.app.core.files import read_table, write_json, write_table
+from rsitr.app.core.paths import ProjectPaths
 from rsitr.config import RsitrParams
 from rsitr.data.dedup import HashStats, cluster_table, compute_hashes, connected_clusters, dedup_report
 from rsitr.data.dedup import find_near_duplicate_pairs

@@ -1,7 +1,7 @@
 """The run record beside a variant's checkpoint: ``models/<variant>/run.json``.
 
 It names the MLflow run that produced ``best.pt``, the step fingerprint (config + data
-version + code version, ``rsitr.app.fingerprint``) and the data version, so evaluation,
+version + code version, ``rsitr.app.core.fingerprint``) and the data version, so evaluation,
 registration and coarse-to-fine know which run they extend, and a re-run can tell whether
 the checkpoint on disk is the one its config asks for.
 """
@@ -12,8 +12,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from rsitr.app.files import write_json
-from rsitr.app.paths import ProjectPaths
+from rsitr.app.core.files import write_json
+from rsitr.app.core.paths import ProjectPaths
 from rsitr.config import RsitrParams
 from rsitr.errors import ModelError, TrackingError
 from rsitr.models.trained import load_checkpoint

@@ -1,12 +1,12 @@
 """Steps of the model work that skip themselves when their outputs are current.
 
 A step (keywords, train, evaluate, c2f, register) of a variant has a fingerprint (its
-resolved config, the data version and the code version: ``rsitr.app.fingerprint``). When it
+resolved config, the data version and the code version: ``rsitr.app.core.fingerprint``). When it
 finishes it writes ``models/<variant>/<step>.done.json`` with that fingerprint and its
 result. ``completed`` returns the recorded result only when the fingerprint matches AND the
 step's output files exist, so a fresh clone (no outputs) never skips work, and a config
 change redoes exactly the steps it affects. The Prefect cache policy
-(``rsitr.app.caching``) keys on the same fingerprint.
+(``rsitr.app.core.caching``) keys on the same fingerprint.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rsitr.app.files import write_json
-from rsitr.app.fingerprint import c2f_fingerprint, digest, evaluate_fingerprint, train_fingerprint, data_version
-from rsitr.app.paths import KEYWORDS_DIR, ProjectPaths
+from rsitr.app.core.files import write_json
+from rsitr.app.core.fingerprint import c2f_fingerprint, digest, evaluate_fingerprint, train_fingerprint, data_version
+from rsitr.app.core.paths import KEYWORDS_DIR, ProjectPaths
 from rsitr.config import RsitrParams, to_dict
 from rsitr.tracking.mlflow_tracking import tracking_uri
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rsitr.app.locks import variant_lock
-from rsitr.app.paths import ProjectPaths
-from rsitr.app.runs import variant_run_id
-from rsitr.app.runs import published_checkpoint
+from rsitr.app.core.locks import variant_lock
+from rsitr.app.core.paths import ProjectPaths
+from rsitr.app.core.runs import variant_run_id
+from rsitr.app.core.runs import published_checkpoint
 from rsitr.retrieval.hash_head import load_hash_heads
 from rsitr.retrieval.gallery_index import sha256_file
 from rsitr.config import RsitrParams

@@ -43,7 +43,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from rsitr.app.gallery import SearchChoice, check_query, index_model, load_index_model, make_searcher
+from rsitr.app.serving.gallery import SearchChoice, check_query, index_model, load_index_model, make_searcher
 from rsitr.config import RsitrParams
 from rsitr.errors import ConfigError, DataError, RsitrError
 from rsitr.retrieval.gallery_index import INDEX_FILE, GalleryIndex
@@ -355,7 +355,7 @@ def check_image(data: bytes, max_pixels: int) -> None:
 @lru_cache(maxsize=1)
 def _page_template() -> jinja2.Template:
     """``templates/search.html.j2``, autoescaped: queries, ids and messages can never inject markup."""
-    environment = jinja2.Environment(loader=jinja2.PackageLoader("rsitr.app", "templates"), autoescape=True,
+    environment = jinja2.Environment(loader=jinja2.PackageLoader("rsitr.app.serving", "templates"), autoescape=True,
                                      undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     return environment.get_template("search.html.j2")
 

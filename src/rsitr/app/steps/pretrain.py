@@ -25,12 +25,12 @@ import types
 from pathlib import Path
 from typing import Any
 
-from rsitr.app.files import write_json
-from rsitr.app.fingerprint import code_version, digest, md5_file
-from rsitr.app.locks import note_run, variant_lock
-from rsitr.app.paths import FOUNDATION_DIR, ProjectPaths
-from rsitr.app.runs import RunRecord, mark_active, read_active_run
-from rsitr.app.training import terminate_as_exception
+from rsitr.app.core.files import write_json
+from rsitr.app.core.fingerprint import code_version, digest, md5_file
+from rsitr.app.core.locks import note_run, variant_lock
+from rsitr.app.core.paths import FOUNDATION_DIR, ProjectPaths
+from rsitr.app.core.runs import RunRecord, mark_active, read_active_run
+from rsitr.app.steps.training import terminate_as_exception
 from rsitr.config import RsitrParams, VariantParams, flatten, to_dict
 from rsitr.data.corpus import CsvCorpus, WebDatasetCorpus, detect_format, open_corpus
 from rsitr.errors import Terminated

@@ -28,9 +28,9 @@ from typing import Any
 
 import torch
 
-from rsitr.app.paths import ProjectPaths
-from rsitr.app.registry import matching_hash_heads
-from rsitr.app.runs import published_checkpoint, read_run_record
+from rsitr.app.core.paths import ProjectPaths
+from rsitr.app.steps.registry import matching_hash_heads
+from rsitr.app.core.runs import published_checkpoint, read_run_record
 from rsitr.config import RsitrParams
 from rsitr.data.images import verify_images
 from rsitr.data.manifest import read_manifest

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from rsitr.app.paths import ProjectPaths
+from rsitr.app.core.paths import ProjectPaths
 from rsitr.config import RsitrParams
 from rsitr.errors import RsitrError
 

@@ -25,12 +25,12 @@ from typing import Any
 
 import yaml
 
-from rsitr.app.eba import eba_metrics
-from rsitr.app.fingerprint import data_version, train_fingerprint
-from rsitr.app.keywords import variant_keywords
-from rsitr.app.locks import note_run, variant_lock
-from rsitr.app.paths import ProjectPaths
-from rsitr.app.runs import RunRecord, mark_active, published_checkpoint, read_active_run
+from rsitr.app.steps.eba import eba_metrics
+from rsitr.app.core.fingerprint import data_version, train_fingerprint
+from rsitr.app.steps.keywords import variant_keywords
+from rsitr.app.core.locks import note_run, variant_lock
+from rsitr.app.core.paths import ProjectPaths
+from rsitr.app.core.runs import RunRecord, mark_active, published_checkpoint, read_active_run
 from rsitr.config import RsitrParams, base_weights, method_spec, to_dict
 from rsitr.data.manifest import read_manifest
 from rsitr.errors import Terminated

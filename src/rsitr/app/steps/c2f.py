@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rsitr.app.evaluation import RECALLS, evaluation_targets, variant_tracker
-from rsitr.app.files import write_json
-from rsitr.app.paths import ProjectPaths
-from rsitr.app.runs import published_checkpoint
+from rsitr.app.steps.evaluation import RECALLS, evaluation_targets, variant_tracker
+from rsitr.app.core.files import write_json
+from rsitr.app.core.paths import ProjectPaths
+from rsitr.app.core.runs import published_checkpoint
 from rsitr.config import RsitrParams, to_dict
 from rsitr.data.images import ImageLoader
 from rsitr.data.manifest import read_manifest, select_split

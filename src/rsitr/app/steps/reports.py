@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rsitr.app.paths import ProjectPaths
-from rsitr.app.runs import read_run_record
-from rsitr.app.runs import published_checkpoint
+from rsitr.app.core.paths import ProjectPaths
+from rsitr.app.core.runs import read_run_record
+from rsitr.app.core.runs import published_checkpoint
 from rsitr.config import RsitrParams
 from rsitr.data.images import ImageLoader
 from rsitr.data.manifest import RetrievalSplit, read_manifest, select_split
