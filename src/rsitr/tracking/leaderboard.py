@@ -7,6 +7,8 @@ One row per (test set, language, variant); a run that also logged coarse-to-fine
 ``test.<set>.<lang>.c2f.<metric>`` adds a ``<variant> + c2f`` row. The ``twin_acc`` column
 (``test.<set>.<lang>.twin_acc``, the synthetic benchmark's twin diagnostic,
 ``rsitr.retrieval.twins``) is blank where a run did not log it (real datasets, c2f rows).
+``optimizer_steps`` and ``train_seconds`` are the variant's training run's own (a c2f row shows
+its variant's); reported rows leave them blank.
 
 Reported rows come from ``reference_results.csv`` (shipped in this package, one citation
 per row). They are labelled ``reported`` and always sit in their own tables, never ranked
@@ -61,8 +63,8 @@ BENCHMARKS = ("rsicd", "rsitmd", "ucm", "nwpu")
 GROUP = ("arch", "pretrained", "data_version")  # rows of different groups are never ranked together
 COLUMNS = (
     "label", *GROUP, "test_set", "language", "benchmark", "model", "method", *RECALLS, TWIN, EBA, FINE_SHARE, *CI,
-    "trainable_params",
-    "total_params", "train_seconds", "inference_s", "run_id", "backbone", "train_data", "source", "citation",
+    "trainable_params", "total_params", "optimizer_steps", "train_seconds", "inference_s", "run_id", "backbone",
+    "train_data", "source", "citation",
 )
 _METRIC_KEY = re.compile(r"^test\.(?P<set>.+)\.(?P<lang>[a-z]{2,3}(?:[-_][A-Za-z]+)?)\.(?:(?P<c2f>c2f)\.)?(?P<metric>\w+)$")
 _BENCHMARK_NAME = re.compile(rf"^({'|'.join(BENCHMARKS)})(?:[_-].*)?$", re.IGNORECASE)
@@ -114,6 +116,7 @@ def _rows_of_run(run: Any) -> list[dict[str, Any]]:
             FINE_SHARE: 100.0 * values["fine_pair_share"] if c2f and "fine_pair_share" in values else None,
             "trainable_params": trainable,
             "total_params": metrics.get(f"{prefix}total_params", metrics.get("total_params")),
+            "optimizer_steps": metrics.get("optimizer_steps"),  # a c2f row shows its variant's training
             "train_seconds": metrics.get(f"{prefix}train_seconds", metrics.get("train_seconds")),
             "inference_s": values.get("total_s"),
             "run_id": run.info.run_id,
@@ -322,6 +325,10 @@ def _count(value: Any) -> str:
     return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.1f}K" if value >= 1e3 else f"{value:.0f}"
 
 
+def _steps(value: Any) -> str:
+    return "" if value is None or pd.isna(value) else f"{int(value):,}"
+
+
 def _duration(value: Any) -> str:
     if value is None or pd.isna(value):
         return ""
@@ -348,11 +355,11 @@ def _interval(low: Any, high: Any) -> str:
 
 def _measured_lines(rows: pd.DataFrame, confidence: float) -> list[str]:
     header = ["label", "model", "method", *_RECALL_HEADER, f"mR {100 * confidence:g}% CI", "twin acc", "EBA precision",
-              "fine-scored pairs", "trainable", "total", "train time", "inference", "run"]
+              "fine-scored pairs", "trainable", "total", "steps", "train time", "inference", "run"]
     body = [[MEASURED, f"**{r.model}**", r.method or "", *[_number(getattr(r, k)) for k in RECALLS],
              _interval(getattr(r, CI[0], None), getattr(r, CI[1], None)), _number(getattr(r, TWIN)), _number(getattr(r, EBA)),
              _number(getattr(r, FINE_SHARE)),
-             _count(r.trainable_params), _count(r.total_params), _duration(r.train_seconds),
+             _count(r.trainable_params), _count(r.total_params), _steps(r.optimizer_steps), _duration(r.train_seconds),
              _duration(r.inference_s), f"`{str(r.run_id)[:8]}`"] for r in rows.itertuples()]
     return _markdown_table(header, body)
 
@@ -397,7 +404,10 @@ def render_markdown(board: Leaderboard, *, uri: str, experiment: str, all_runs: 
         f"({'every finished run' if all_runs else 'latest finished run per variant'}), one section per "
         "architecture, pretrained weights and data version (the md5 of the processed manifest in dvc.lock): "
         "rows of different sections are never ranked together. "
-        "Recall@K in %; mR = mean of the six recalls; inference = encoding + scoring of the whole test set; "
+        "Recall@K in %; mR = mean of the six recalls; steps = the optimizer steps of the variant's own training "
+        "run (a variant started from another's checkpoint counts only its own; 0 for evaluation-only methods; a "
+        "c2f row shows its variant's) and train time its wall-clock time, blank where not logged (reported rows); "
+        "inference = encoding + scoring of the whole test set; "
         "twin acc = % of the synthetic benchmark's planted twin pairs (one attribute changed) told apart, mean of "
         "text-to-image and image-to-text (blank where no twins were measured); EBA precision = % of the captions "
         "EBAKER's Eliminate-Before-Align dropped that were planted weak captions; fine-scored pairs = % of the test "
