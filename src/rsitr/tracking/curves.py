@@ -1,0 +1,43 @@
+"""Validation curves: each variant's val mR per epoch, as plain text lines.
+
+The trainer's summary (``train.json``, ``rsitr.training.trainer.write_train_summary``) holds
+``val_curve`` (one ``{"epoch", "val_mR"}`` per epoch), ``best_epoch`` and ``optimizer_steps``;
+this module only formats them (the application finds the files). An evaluation-only variant
+has an empty curve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+PER_LINE = 10  # epochs per line, so a 30-epoch schedule stays readable
+
+
+def curve_of(summary: Mapping[str, Any]) -> list[tuple[int, float]]:
+    """``[(epoch, val mR), ...]`` of one train summary, in epoch order."""
+    return sorted((int(point["epoch"]), float(point["val_mR"])) for point in summary.get("val_curve") or [])
+
+
+def _points(curve: list[tuple[int, float]], best: int) -> list[str]:
+    return [f"{epoch}: {value:.2f}{'*' if epoch == best else ''}" for epoch, value in curve]
+
+
+def curve_lines(summaries: Mapping[str, Mapping[str, Any]], indent: str = "  ") -> list[str]:
+    """One entry per variant, ``epoch: val mR`` (``*`` marks the best epoch, the kept checkpoint)."""
+    width = max((len(name) for name in summaries), default=0)
+    lines = []
+    for name, summary in sorted(summaries.items()):
+        curve, steps = curve_of(summary), summary.get("optimizer_steps")
+        head = f"{indent}{name:<{width}}  "
+        if not curve:
+            trained = summary.get("epochs", 0) or steps
+            lines.append(head + ("no per-epoch curve stored (trained before val_curve was kept)" if trained
+                                 else "evaluation only: no training"))
+            continue
+        about = f"  ({steps:,} optimizer steps)" if steps is not None else ""
+        points = _points(curve, int(summary.get("best_epoch", -1)))
+        chunks = ["  ".join(points[i:i + PER_LINE]) for i in range(0, len(points), PER_LINE)]
+        lines += [head + chunks[0]] + [" " * len(head) + chunk for chunk in chunks[1:]]
+        lines[-1] += about
+    return lines
