@@ -180,3 +180,27 @@ def test_markdown_tables_are_rendered_by_pandas(trained_toy: Path) -> None:
     expected = pd.DataFrame([["1", "x\\|y"], ["22", ""]], columns=["a", "b|c"]).to_markdown(
         index=False, tablefmt="pipe", disable_numparse=True).splitlines()
     assert lines == expected and lines[2].startswith("| 1 ")
+
+
+def test_markdown_lists_each_variants_validation_curve(trained_toy: Path) -> None:
+    import json
+
+    from rsitr.app.paths import ProjectPaths
+
+    params = load_params(trained_toy)
+    markdown = run_leaderboard(params).markdown.read_text()
+    section = markdown.split("## Validation curves")[1].split("\n## ")[0]
+    lines = section.split("```text\n")[1].split("```")[0].splitlines()
+    stored = json.loads(ProjectPaths.of(params).train_summary("finetune").read_text())  # 1 epoch
+    finetune = next(line for line in lines if line.startswith("finetune  run "))
+    assert finetune.endswith(f"1: {stored['final']['val_mR']:.2f}*  ({stored['optimizer_steps']:,} optimizer steps)")
+    assert next(line for line in lines if line.startswith("zeroshot  run ")).endswith("evaluation only: no training")
+
+    fake = FakeRuns(trained_toy, "leaderboard-curves")  # 3 epochs, epoch 2 re-logged after a resume
+    run = fake.run("petl", {**_recalls("test.toy.en", 30.0), **_recalls("test.toy.en.c2f", 29.0),
+                            "optimizer_steps": 3000})
+    for epoch, value, at in ((1, 40.0, 1), (2, 41.0, 2), (2, 45.5, 3), (3, 44.0, 4)):
+        fake.client.log_metric(run, "val_mR", value, timestamp=at, step=epoch)
+    markdown = run_leaderboard(fake.params).markdown.read_text()
+    assert f"petl  run {run[:8]}  1: 40.00  2: 45.50*  3: 44.00  (3,000 optimizer steps)" in markdown
+    assert "petl + c2f  run" not in markdown  # a c2f row is its variant's run: listed once

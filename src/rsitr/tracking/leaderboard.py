@@ -23,7 +23,9 @@ artifact, ``rsitr.retrieval.ranks``) give ``mR_ci_low`` / ``mR_ci_high``, a seed
 bootstrap over the test images (``report.*``; ``rsitr.tracking.uncertainty``), logged back to
 the run as ``test.<set>.<lang>[.c2f].mR_ci_low`` / ``_high``; a row without stored ranks keeps
 blank CIs. The same samples give the claims table (``rsitr.tracking.claims``), written as
-``claims.csv`` and a section of the markdown. Tables are rendered by ``DataFrame.to_markdown``.
+``claims.csv`` and a section of the markdown. A "Validation curves" section lists each measured
+variant's val mR per epoch (its run's ``val_mR`` history, ``rsitr.tracking.curves``). Tables are
+rendered by ``DataFrame.to_markdown``.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from rsitr.config import ReportParams, RsitrParams
 from rsitr.config import METHODS
 from rsitr.retrieval.ranks import QueryRanks, load_ranks
 from rsitr.tracking.claims import COLUMNS as CLAIM_COLUMNS, claims_table
+from rsitr.tracking.curves import curve_from_history, curve_lines
 from rsitr.tracking.mlflow_tracking import ensure_reachable, tracking_uri
 from rsitr.tracking.uncertainty import RowSamples, row_samples
 
@@ -244,6 +247,20 @@ def with_uncertainty(params: RsitrParams, measured: pd.DataFrame) -> tuple[pd.Da
     return measured, samples
 
 
+# ----------------------------------------------------------------------------- validation curves
+
+
+def fetch_curves(params: RsitrParams, measured: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Each measured variant run's validation curve (its ``val_mR`` history), keyed ``<variant>  run <id>``."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri(params))
+    runs = measured[~measured["model"].map(_is_c2f)].drop_duplicates("run_id")
+    return {f"{row.model}  run {str(row.run_id)[:8]}":
+            curve_from_history(client.get_metric_history(str(row.run_id), "val_mR"), row.optimizer_steps)
+            for row in runs.itertuples()}
+
+
 # ----------------------------------------------------------------------------- reported rows
 
 
@@ -284,6 +301,7 @@ class Leaderboard:
     reported: pd.DataFrame
     claims: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(CLAIM_COLUMNS)))
     confidence: float = 0.95
+    curves: dict[str, dict[str, Any]] = field(default_factory=dict)  # fetch_curves
 
     def sections(self) -> list[tuple[tuple[str, ...], str, str, pd.DataFrame, pd.DataFrame]]:
         """(group, test_set, language, measured rows ranked by mR, reported rows of that benchmark)."""
@@ -431,6 +449,11 @@ def render_markdown(board: Leaderboard, *, uri: str, experiment: str, all_runs: 
             lines += [f"Reported on {benchmark_of(test_set)} (papers' figures, same benchmark):", ""]
             lines += _reported_lines(reported, citations) + [""]
     lines += claims_lines(board.claims, board.confidence)
+    if board.curves:
+        lines += ["## Validation curves", "",
+                  "Each measured variant's validation mR after every epoch (`epoch: val mR`; * = the best epoch, "
+                  "whose checkpoint is evaluated), from its MLflow run's `val_mR` history.", "",
+                  "```text", *curve_lines(board.curves, indent=""), "```", ""]
     rest = board.unmatched_reported()
     if not rest.empty:
         lines += ["## Published results (reported, on the real benchmarks — not comparable to synthetic test sets)", "",
@@ -461,7 +484,7 @@ def write_leaderboard(params: RsitrParams, folder: str | Path, *, all_runs: bool
     measured, samples = with_uncertainty(params, measured_rows(params, all_runs=all_runs, variants=variants))
     reported = reference_rows(reference)
     board = Leaderboard(measured, reported, claims_table(measured, samples, params.report, reported),
-                        params.report.confidence)
+                        params.report.confidence, fetch_curves(params, measured) if not measured.empty else {})
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     markdown, table, claims = folder / "leaderboard.md", folder / "leaderboard.csv", folder / "claims.csv"
