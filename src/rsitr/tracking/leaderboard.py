@@ -329,7 +329,8 @@ class Leaderboard:
             parts += [measured, reported.assign(test_set=test_set)]
         parts.append(self.unmatched_reported())
         frames = [p for p in parts if not p.empty]
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(COLUMNS))
+        table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(COLUMNS))
+        return table.astype({"optimizer_steps": "Int64"})  # whole steps in the CSV, blank for reported rows
 
 
 def _number(value: Any, digits: int = 2) -> str:
