@@ -63,3 +63,40 @@ def test_summary_points_to_results_and_ranks_measured_rows(tmp_path: Path, monke
     out = io.StringIO()
     print_summary(params, out=out)
     assert "browse: open http://mlflow.example:5000 in a browser" in out.getvalue()
+
+
+def test_summary_curves_print_each_variants_val_mR_per_epoch(small_toy_benchmark, tmp_path: Path, capsys) -> None:
+    import json
+
+    import yaml
+
+    from toy_data import toy_params_dict
+    from rsitr import cli
+    from rsitr.app.training import run_train
+    from rsitr.config import params_from_dict
+
+    raw = toy_params_dict(small_toy_benchmark, epochs=2)
+    for key in ("models", "metrics", "reports"):
+        raw["paths"][key] = str(tmp_path / key)
+    params = params_from_dict(raw)
+    for variant in ("finetune", "zeroshot"):
+        run_train(params, variant, track=False, progress=False)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    capsys.readouterr()
+    assert cli.main(["summary", "--params", str(tmp_path / "params.yaml"), "--curves"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("Validation curves (val mR per epoch") for line in lines)
+    stored = json.loads((tmp_path / "models" / "finetune" / "train.json").read_text())
+    best = stored["best_epoch"]
+    expected = "  ".join(f"{p['epoch']}: {p['val_mR']:.2f}{'*' if p['epoch'] == best else ''}"
+                         for p in stored["val_curve"])
+    finetune = next(line for line in lines if line.startswith("  finetune "))
+    assert finetune.split(None, 1)[1] == f"{expected}  (6 optimizer steps)"
+    assert next(line for line in lines if line.startswith("  zeroshot ")).endswith("evaluation only: no training")
+    (tmp_path / "models" / "finetune" / "train.json").write_text("{not json")  # one clear line, no traceback
+    assert cli.main(["summary", "--params", str(tmp_path / "params.yaml"), "--curves"]) == 0
+    broken = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("  finetune: ") and line.endswith("retrain it: rsitr train --variant finetune")
+               for line in broken)
+    assert cli.main(["summary", "--params", str(tmp_path / "params.yaml")]) == 0
+    assert "Validation curves" not in capsys.readouterr().out

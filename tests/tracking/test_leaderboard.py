@@ -58,6 +58,15 @@ def test_leaderboard_lists_every_variant_and_separates_reported_rows(trained_toy
     assert finetune["trainable_params"] == finetune["total_params"] > 0
     assert measured[measured["model"] == "zeroshot"].iloc[0]["trainable_params"] == 0
     assert finetune["train_seconds"] > 0 and finetune["inference_s"] > 0
+    from mlflow.tracking import MlflowClient
+
+    logged = MlflowClient(tracking_uri=params.tracking.uri).get_run(finetune["run_id"]).data.metrics
+    assert finetune["optimizer_steps"] == params.variant("finetune").train.epochs * logged["steps_per_epoch"] > 0
+    assert measured[measured["model"] == "zeroshot"].iloc[0]["optimizer_steps"] == 0
+    assert table[table["label"] == REPORTED]["optimizer_steps"].isna().all()
+    header = next(line for line in markdown.splitlines() if line.startswith("| label ") and "train time" in line)
+    assert "| steps " in header and header.index("| steps ") < header.index("| train time ")
+    assert "steps = the optimizer steps of the variant's own training run" in markdown
     for column in ("i2t_R1", "i2t_R5", "i2t_R10", "t2i_R1", "t2i_R5", "t2i_R10", "mR"):
         assert 0 <= finetune[column] <= 100
 
@@ -104,7 +113,8 @@ def _recalls(prefix: str, mR: float) -> dict[str, float]:
 def test_a_real_benchmark_gets_its_reported_rows_inline_and_c2f_rows_are_kept(trained_toy: Path) -> None:
     fake = FakeRuns(trained_toy, "leaderboard-rsicd")
     fake.run("petl", {**_recalls("test.rsicd_precomp.en", 30.0), **_recalls("test.rsicd_precomp.en.c2f", 29.0),
-                      "trainable_params": 161088, "total_params": 151e6, "train_seconds": 3600})
+                      "trainable_params": 161088, "total_params": 151e6, "train_seconds": 3600,
+                      "optimizer_steps": 12345})
     files = run_leaderboard(fake.params)
     markdown = files.markdown.read_text()
     section = markdown.split("## rsicd_precomp [en]")[1].split("\n## ")[0]
@@ -115,9 +125,10 @@ def test_a_real_benchmark_gets_its_reported_rows_inline_and_c2f_rows_are_kept(tr
     measured = pd.read_csv(files.csv).query("label == 'measured'")
     c2f = measured[measured["model"] == "petl + c2f"].iloc[0]
     assert c2f["mR"] == 29.0 and c2f["inference_s"] == 1.5
+    assert c2f["optimizer_steps"] == 12345 and c2f["train_seconds"] == 3600  # the variant's training
     assert measured[["mR_ci_low", "mR_ci_high"]].isna().all().all()  # no stored ranks: no CI, not a failure
-    assert re.search(r"\| measured +\| \*\*petl\*\* +\| finetune +\| 30\.00 .*\| 161\.1K +\| 151\.00M +\| 1h 00m +\|",
-                     section)
+    assert re.search(r"\| measured +\| \*\*petl\*\* +\| finetune +\| 30\.00 .*\| 161\.1K +\| 151\.00M +"
+                     r"\| 12,345 +\| 1h 00m +\|", section)
 
 
 def test_latest_finished_run_per_variant_unless_all_runs(trained_toy: Path) -> None:
@@ -169,3 +180,27 @@ def test_markdown_tables_are_rendered_by_pandas(trained_toy: Path) -> None:
     expected = pd.DataFrame([["1", "x\\|y"], ["22", ""]], columns=["a", "b|c"]).to_markdown(
         index=False, tablefmt="pipe", disable_numparse=True).splitlines()
     assert lines == expected and lines[2].startswith("| 1 ")
+
+
+def test_markdown_lists_each_variants_validation_curve(trained_toy: Path) -> None:
+    import json
+
+    from rsitr.app.paths import ProjectPaths
+
+    params = load_params(trained_toy)
+    markdown = run_leaderboard(params).markdown.read_text()
+    section = markdown.split("## Validation curves")[1].split("\n## ")[0]
+    lines = section.split("```text\n")[1].split("```")[0].splitlines()
+    stored = json.loads(ProjectPaths.of(params).train_summary("finetune").read_text())  # 1 epoch
+    finetune = next(line for line in lines if line.startswith("finetune  run "))
+    assert finetune.endswith(f"1: {stored['final']['val_mR']:.2f}*  ({stored['optimizer_steps']:,} optimizer steps)")
+    assert next(line for line in lines if line.startswith("zeroshot  run ")).endswith("evaluation only: no training")
+
+    fake = FakeRuns(trained_toy, "leaderboard-curves")  # 3 epochs, epoch 2 re-logged after a resume
+    run = fake.run("petl", {**_recalls("test.toy.en", 30.0), **_recalls("test.toy.en.c2f", 29.0),
+                            "optimizer_steps": 3000})
+    for epoch, value, at in ((1, 40.0, 1), (2, 41.0, 2), (2, 45.5, 3), (3, 44.0, 4)):
+        fake.client.log_metric(run, "val_mR", value, timestamp=at, step=epoch)
+    markdown = run_leaderboard(fake.params).markdown.read_text()
+    assert f"petl  run {run[:8]}  1: 40.00  2: 45.50*  3: 44.00  (3,000 optimizer steps)" in markdown
+    assert "petl + c2f  run" not in markdown  # a c2f row is its variant's run: listed once

@@ -177,3 +177,22 @@ def test_sigkill_during_epoch_2_then_resume_matches_uninterrupted_run(small_toy_
 def _same_except_timing(a: dict, b: dict) -> bool:
     timing = {"epoch_seconds"}
     return {k: v for k, v in a.items() if k not in timing} == {k: v for k, v in b.items() if k not in timing}
+
+
+def test_optimizer_steps_are_epochs_times_steps_per_epoch_and_a_childs_own(small_toy_benchmark, tmp_path):
+    from rsitr.app.training import run_train
+    from rsitr.training.optim import steps_per_epoch
+
+    raw = toy_params_dict(small_toy_benchmark, epochs=2)
+    raw["paths"]["models"] = str(tmp_path / "models")
+    summary = run_train(params_from_dict(raw), "finetune", track=False, progress=False)
+    assert summary["optimizer_steps"] == 2 * steps_per_epoch(60, 16) == 6  # 60 captions at batch 16, 2 epochs
+    stored = json.loads((tmp_path / "models" / "finetune" / "train.json").read_text())
+    assert stored["optimizer_steps"] == 6
+    assert [point["epoch"] for point in stored["val_curve"]] == [1, 2]
+    assert stored["val_curve"][-1]["val_mR"] == pytest.approx(stored["final"]["val_mR"])
+    # a variant started from finetune's checkpoint counts its own steps, not its parent's too
+    raw["variants"]["second"] = {"method": "finetune", "train": {"init_from_variant": "finetune", "epochs": 1}}
+    assert fit(params_from_dict(raw), "second", progress=False).optimizer_steps == 3
+    zeroshot = run_train(params_from_dict(raw), "zeroshot", track=False, progress=False)
+    assert zeroshot["optimizer_steps"] == 0 and zeroshot["val_curve"] == []

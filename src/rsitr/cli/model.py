@@ -60,7 +60,7 @@ def cmd_eba_report(args: argparse.Namespace) -> None:
 def cmd_summary(args: argparse.Namespace) -> None:
     from rsitr.app.steps.summary import print_summary
 
-    print_summary(load(args))
+    print_summary(load(args), curves=args.curves)
 
 
 def register(commands: Any) -> None:
@@ -92,4 +92,6 @@ def register(commands: Any) -> None:
     eba.add_argument("--ground-truth", default="data/raw/synth/ground_truth.json")
     summary = commands.add_parser("summary", help="print where the results of the last run are")
     add_params_options(summary)
+    summary.add_argument("--curves", action="store_true",
+                         help="also print each variant's validation curve (val mR per epoch)")
     summary.set_defaults(handler=cmd_summary)

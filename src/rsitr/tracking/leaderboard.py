@@ -7,6 +7,8 @@ One row per (test set, language, variant); a run that also logged coarse-to-fine
 ``test.<set>.<lang>.c2f.<metric>`` adds a ``<variant> + c2f`` row. The ``twin_acc`` column
 (``test.<set>.<lang>.twin_acc``, the synthetic benchmark's twin diagnostic,
 ``rsitr.retrieval.twins``) is blank where a run did not log it (real datasets, c2f rows).
+``optimizer_steps`` and ``train_seconds`` are the variant's training run's own (a c2f row shows
+its variant's); reported rows leave them blank.
 
 Reported rows come from ``reference_results.csv`` (shipped in this package, one citation
 per row). They are labelled ``reported`` and always sit in their own tables, never ranked
@@ -21,7 +23,9 @@ artifact, ``rsitr.retrieval.ranks``) give ``mR_ci_low`` / ``mR_ci_high``, a seed
 bootstrap over the test images (``report.*``; ``rsitr.tracking.uncertainty``), logged back to
 the run as ``test.<set>.<lang>[.c2f].mR_ci_low`` / ``_high``; a row without stored ranks keeps
 blank CIs. The same samples give the claims table (``rsitr.tracking.claims``), written as
-``claims.csv`` and a section of the markdown. Tables are rendered by ``DataFrame.to_markdown``.
+``claims.csv`` and a section of the markdown. A "Validation curves" section lists each measured
+variant's val mR per epoch (its run's ``val_mR`` history, ``rsitr.tracking.curves``). Tables are
+rendered by ``DataFrame.to_markdown``.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from rsitr.config import ReportParams, RsitrParams
 from rsitr.config import METHODS
 from rsitr.retrieval.ranks import QueryRanks, load_ranks
 from rsitr.tracking.claims import COLUMNS as CLAIM_COLUMNS, claims_table
+from rsitr.tracking.curves import curve_from_history, curve_lines
 from rsitr.tracking.mlflow_tracking import ensure_reachable, tracking_uri
 from rsitr.tracking.uncertainty import RowSamples, row_samples
 
@@ -61,8 +66,8 @@ BENCHMARKS = ("rsicd", "rsitmd", "ucm", "nwpu")
 GROUP = ("arch", "pretrained", "data_version")  # rows of different groups are never ranked together
 COLUMNS = (
     "label", *GROUP, "test_set", "language", "benchmark", "model", "method", *RECALLS, TWIN, EBA, FINE_SHARE, *CI,
-    "trainable_params",
-    "total_params", "train_seconds", "inference_s", "run_id", "backbone", "train_data", "source", "citation",
+    "trainable_params", "total_params", "optimizer_steps", "train_seconds", "inference_s", "run_id", "backbone",
+    "train_data", "source", "citation",
 )
 _METRIC_KEY = re.compile(r"^test\.(?P<set>.+)\.(?P<lang>[a-z]{2,3}(?:[-_][A-Za-z]+)?)\.(?:(?P<c2f>c2f)\.)?(?P<metric>\w+)$")
 _BENCHMARK_NAME = re.compile(rf"^({'|'.join(BENCHMARKS)})(?:[_-].*)?$", re.IGNORECASE)
@@ -114,6 +119,7 @@ def _rows_of_run(run: Any) -> list[dict[str, Any]]:
             FINE_SHARE: 100.0 * values["fine_pair_share"] if c2f and "fine_pair_share" in values else None,
             "trainable_params": trainable,
             "total_params": metrics.get(f"{prefix}total_params", metrics.get("total_params")),
+            "optimizer_steps": metrics.get("optimizer_steps"),  # a c2f row shows its variant's training
             "train_seconds": metrics.get(f"{prefix}train_seconds", metrics.get("train_seconds")),
             "inference_s": values.get("total_s"),
             "run_id": run.info.run_id,
@@ -241,6 +247,20 @@ def with_uncertainty(params: RsitrParams, measured: pd.DataFrame) -> tuple[pd.Da
     return measured, samples
 
 
+# ----------------------------------------------------------------------------- validation curves
+
+
+def fetch_curves(params: RsitrParams, measured: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Each measured variant run's validation curve (its ``val_mR`` history), keyed ``<variant>  run <id>``."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri(params))
+    runs = measured[~measured["model"].map(_is_c2f)].drop_duplicates("run_id")
+    return {f"{row.model}  run {str(row.run_id)[:8]}":
+            curve_from_history(client.get_metric_history(str(row.run_id), "val_mR"), row.optimizer_steps)
+            for row in runs.itertuples()}
+
+
 # ----------------------------------------------------------------------------- reported rows
 
 
@@ -281,6 +301,7 @@ class Leaderboard:
     reported: pd.DataFrame
     claims: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(CLAIM_COLUMNS)))
     confidence: float = 0.95
+    curves: dict[str, dict[str, Any]] = field(default_factory=dict)  # fetch_curves
 
     def sections(self) -> list[tuple[tuple[str, ...], str, str, pd.DataFrame, pd.DataFrame]]:
         """(group, test_set, language, measured rows ranked by mR, reported rows of that benchmark)."""
@@ -308,7 +329,8 @@ class Leaderboard:
             parts += [measured, reported.assign(test_set=test_set)]
         parts.append(self.unmatched_reported())
         frames = [p for p in parts if not p.empty]
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(COLUMNS))
+        table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(COLUMNS))
+        return table.astype({"optimizer_steps": "Int64"})  # whole steps in the CSV, blank for reported rows
 
 
 def _number(value: Any, digits: int = 2) -> str:
@@ -320,6 +342,10 @@ def _count(value: Any) -> str:
         return ""
     value = float(value)
     return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.1f}K" if value >= 1e3 else f"{value:.0f}"
+
+
+def _steps(value: Any) -> str:
+    return "" if value is None or pd.isna(value) else f"{int(value):,}"
 
 
 def _duration(value: Any) -> str:
@@ -348,11 +374,11 @@ def _interval(low: Any, high: Any) -> str:
 
 def _measured_lines(rows: pd.DataFrame, confidence: float) -> list[str]:
     header = ["label", "model", "method", *_RECALL_HEADER, f"mR {100 * confidence:g}% CI", "twin acc", "EBA precision",
-              "fine-scored pairs", "trainable", "total", "train time", "inference", "run"]
+              "fine-scored pairs", "trainable", "total", "steps", "train time", "inference", "run"]
     body = [[MEASURED, f"**{r.model}**", r.method or "", *[_number(getattr(r, k)) for k in RECALLS],
              _interval(getattr(r, CI[0], None), getattr(r, CI[1], None)), _number(getattr(r, TWIN)), _number(getattr(r, EBA)),
              _number(getattr(r, FINE_SHARE)),
-             _count(r.trainable_params), _count(r.total_params), _duration(r.train_seconds),
+             _count(r.trainable_params), _count(r.total_params), _steps(r.optimizer_steps), _duration(r.train_seconds),
              _duration(r.inference_s), f"`{str(r.run_id)[:8]}`"] for r in rows.itertuples()]
     return _markdown_table(header, body)
 
@@ -397,7 +423,10 @@ def render_markdown(board: Leaderboard, *, uri: str, experiment: str, all_runs: 
         f"({'every finished run' if all_runs else 'latest finished run per variant'}), one section per "
         "architecture, pretrained weights and data version (the md5 of the processed manifest in dvc.lock): "
         "rows of different sections are never ranked together. "
-        "Recall@K in %; mR = mean of the six recalls; inference = encoding + scoring of the whole test set; "
+        "Recall@K in %; mR = mean of the six recalls; steps = the optimizer steps of the variant's own training "
+        "run (a variant started from another's checkpoint counts only its own; 0 for evaluation-only methods; a "
+        "c2f row shows its variant's) and train time its wall-clock time, blank where not logged (reported rows); "
+        "inference = encoding + scoring of the whole test set; "
         "twin acc = % of the synthetic benchmark's planted twin pairs (one attribute changed) told apart, mean of "
         "text-to-image and image-to-text (blank where no twins were measured); EBA precision = % of the captions "
         "EBAKER's Eliminate-Before-Align dropped that were planted weak captions; fine-scored pairs = % of the test "
@@ -421,6 +450,11 @@ def render_markdown(board: Leaderboard, *, uri: str, experiment: str, all_runs: 
             lines += [f"Reported on {benchmark_of(test_set)} (papers' figures, same benchmark):", ""]
             lines += _reported_lines(reported, citations) + [""]
     lines += claims_lines(board.claims, board.confidence)
+    if board.curves:
+        lines += ["## Validation curves", "",
+                  "Each measured variant's validation mR after every epoch (`epoch: val mR`; * = the best epoch, "
+                  "whose checkpoint is evaluated), from its MLflow run's `val_mR` history.", "",
+                  "```text", *curve_lines(board.curves, indent=""), "```", ""]
     rest = board.unmatched_reported()
     if not rest.empty:
         lines += ["## Published results (reported, on the real benchmarks — not comparable to synthetic test sets)", "",
@@ -451,7 +485,7 @@ def write_leaderboard(params: RsitrParams, folder: str | Path, *, all_runs: bool
     measured, samples = with_uncertainty(params, measured_rows(params, all_runs=all_runs, variants=variants))
     reported = reference_rows(reference)
     board = Leaderboard(measured, reported, claims_table(measured, samples, params.report, reported),
-                        params.report.confidence)
+                        params.report.confidence, fetch_curves(params, measured) if not measured.empty else {})
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     markdown, table, claims = folder / "leaderboard.md", folder / "leaderboard.csv", folder / "claims.csv"

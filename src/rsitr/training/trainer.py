@@ -5,9 +5,10 @@ terms; the trainer sums them, steps the optimizer (Adam/AdamW, warm-up then cosi
 PE-RSITR's step schedule, gradient clipping, bf16 autocast on CUDA), clamps a learnable
 logit scale at ln 100 after every step (open_clip_train) and logs every term. An epoch is
 one pass over every training caption (``rsitr.training.data``; ``train_pairs`` and
-``steps_per_epoch`` are logged). There is no gradient accumulation: a per-micro-batch
-contrastive loss would shrink the negatives to the micro-batch (``docs/methods.md``). After
-each epoch it measures validation mR, keeps the best checkpoint, and writes the last one
+``steps_per_epoch`` are logged; the result's ``optimizer_steps`` counts the run's own steps, so a
+variant started from another's checkpoint does not inherit its parent's). There is no
+gradient accumulation: a per-micro-batch contrastive loss would shrink the negatives to the
+micro-batch (``docs/methods.md``). After each epoch it measures validation mR, keeps the best checkpoint, and writes the last one
 atomically with everything needed to resume exactly (optimizer, scheduler, RNG states,
 the loss's own state such as EBAKER's similarity bank).
 
@@ -64,6 +65,7 @@ class TrainResult:
     epochs: int
     best_epoch: int
     best_val_mR: float | None
+    optimizer_steps: int  # this run's own steps (a variant started from another counts from 0); 0 zero-shot
     train_seconds: float
     epoch_seconds: float
     peak_memory_mb: float
@@ -394,6 +396,7 @@ def _result(session: Session, state: Progress, checkpoint: str, size: int) -> Tr
         epochs=session.variant.train.epochs if session.variant.trains else 0,
         best_epoch=state.best_epoch if session.variant.trains else 0,
         best_val_mR=state.best_val if (session.main and session.variant.trains) else None,
+        optimizer_steps=state.global_step if session.variant.trains else 0,
         train_seconds=time.perf_counter() - session.started if session.variant.trains else 0.0,
         epoch_seconds=float(np.mean(session.epoch_times)) if session.epoch_times else 0.0,
         peak_memory_mb=peak_memory_mb(session.device) if session.main else 0.0,
@@ -406,9 +409,11 @@ def _result(session: Session, state: Progress, checkpoint: str, size: int) -> Tr
 
 
 def write_train_summary(result: TrainResult, path: Path) -> dict[str, Any]:
-    """``train.json``: the result without the per-epoch history, plus the final epoch's record."""
+    """``train.json``: the result without the per-epoch history, plus the final epoch's record and the
+    validation curve (``val_curve``: one ``{"epoch", "val_mR"}`` per epoch; empty for zero-shot)."""
     summary = {k: v for k, v in asdict(result).items() if k != "history"}
     summary["final"] = result.history[-1] if result.history else {}
+    summary["val_curve"] = [{"epoch": int(r["epoch"]), "val_mR": r["val_mR"]} for r in result.history if "val_mR" in r]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=2, default=float) + "\n")
     return summary

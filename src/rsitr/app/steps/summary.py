@@ -1,5 +1,8 @@
 """``rsitr summary``: where the results of the last run are, and the leaderboard's top rows.
 
+``--curves`` adds each variant's validation curve (val mR per epoch, from ``models/<variant>/train.json``;
+``rsitr.tracking.curves``).
+
 Reads only files (``metrics/``, ``models/``, ``reports/leaderboard.csv``, ``reports/claims.csv``), so it is instant
 and works without the tracking server; the leaderboard itself is written from MLflow by
 the last step of the benchmark flow (``rsitr leaderboard`` by hand).
@@ -7,11 +10,13 @@ the last step of the benchmark flow (``rsitr leaderboard`` by hand).
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import TextIO
 
 from rsitr.config import RsitrParams
+from rsitr.tracking.curves import curve_lines
 from rsitr.tracking.mlflow_tracking import tracking_uri
 
 TOP_ROWS = 5
@@ -58,8 +63,25 @@ def _claim_lines(csv_path: Path) -> list[str]:
     return lines
 
 
-def print_summary(params: RsitrParams, *, top: int = TOP_ROWS, out: TextIO | None = None) -> None:
-    """Print where metrics, checkpoints, the leaderboard and the MLflow runs are; then the top rows."""
+def _curve_section(models: Path) -> list[str]:
+    """Each trained variant's val mR per epoch, read from its ``train.json``."""
+    summaries, unreadable = {}, []
+    for path in sorted(models.glob("*/train.json")):
+        try:
+            summaries[path.parent.name] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            unreadable.append(f"  {path.parent.name}: {path} is unreadable ({type(error).__name__}); "
+                              f"retrain it: rsitr train --variant {path.parent.name}")
+    head = ["", "Validation curves (val mR per epoch; * = best epoch, the kept checkpoint; "
+                f"{models}/<variant>/train.json):"]
+    lines = curve_lines(summaries) + unreadable
+    return head + (lines or ["  (no variant trained yet)"])
+
+
+def print_summary(params: RsitrParams, *, top: int = TOP_ROWS, out: TextIO | None = None,
+                  curves: bool = False) -> None:
+    """Print where metrics, checkpoints, the leaderboard and the MLflow runs are; then the top rows
+    (and, with ``curves``, every variant's validation curve)."""
     out = out or sys.stdout
     metrics, models, reports = (Path(p) for p in (params.paths.metrics, params.paths.models, params.paths.reports))
     metric_files = sorted(metrics.glob("*/*.json"))
@@ -78,4 +100,6 @@ def print_summary(params: RsitrParams, *, top: int = TOP_ROWS, out: TextIO | Non
         lines += ["", "Leaderboard, top rows (measured):"] + _top_rows(table, top)
     if claims.is_file():
         lines += ["", f"Claims ({claims}; rule: docs/uncertainty.md):"] + _claim_lines(claims)
+    if curves:
+        lines += _curve_section(models)
     out.write("\n".join(lines) + "\n")  # the command's output, to the stream the caller chose

@@ -200,7 +200,7 @@ def _train_and_publish(params: RsitrParams, variant: str, resume: bool, track: b
 
 def _log_result(tracker: Tracker, result: TrainResult, summary_path: Path, published: Path) -> None:
     tracker.log_metrics({
-        "train_seconds": result.train_seconds,
+        "train_seconds": result.train_seconds, "optimizer_steps": result.optimizer_steps,
         "epoch_seconds": result.epoch_seconds,
         "peak_memory_mb": result.peak_memory_mb,
         "checkpoint_mb": result.checkpoint_bytes / 2**20,
