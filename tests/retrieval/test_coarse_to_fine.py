@@ -279,7 +279,7 @@ def test_a_custom_fine_scorer_plugs_into_the_evaluation(cells):
 
         return score
 
-    result = evaluate_coarse_to_fine(model, heads, test, stub_loader(), 16, "cpu", small_c2f(candidates=5), fine=oracle)
+    result = evaluate_coarse_to_fine(model, heads, test, stub_loader(), 16, "cpu", small_c2f(candidates=5, min_candidates=1), fine=oracle)
     n, c = test.num_images, len(test.captions)
     assert calls == [("t2i", (c,), (c, 5)), ("i2t", (n,), (n, 5))]
     # R@1 with the oracle = a match among the 5 coarse candidates = coarse R@5
@@ -292,5 +292,6 @@ def test_a_custom_fine_scorer_plugs_into_the_evaluation(cells):
 def test_options_come_from_the_c2f_params():
     params = small_c2f(candidates=12, candidate_share=0.1, ppsr=False, ppsr_k=4, coarse_only=True)
     options = CoarseToFineOptions.of(params)
-    assert options == CoarseToFineOptions(candidates=12, candidate_share=0.1, ppsr=False, ppsr_k=4, coarse_only=True)
+    assert options == CoarseToFineOptions(candidates=12, candidate_share=0.1, ppsr=False, ppsr_k=4, coarse_only=True,
+                                          min_candidates=10)
     assert CoarseToFineOptions.of(options) is options

@@ -227,6 +227,9 @@ class ReportParams:
             raise ConfigError(f"{path}.confidence: expected a level in (0, 1), e.g. 0.95, got {self.confidence}")
 
 
+C2F_CODES = ("learned", "simhash", "sign")
+
+
 @dataclass(frozen=True)
 class CoarseToFineParams:
     """CFITR-style retrieval (Zhou, Wu, Deng, GRSL 2024): hash codes, PPSR, re-ranking."""
@@ -246,9 +249,18 @@ class CoarseToFineParams:
     ppsr: bool = True
     ppsr_k: int = 10
     coarse_only: bool = False
+    min_candidates: int = 10  # K per direction is at least this (R@10 reachable), capped by the gallery
+    codes: str = "learned"  # learned (hash heads: the model's own, else fitted) | simhash | sign (bits = dim)
+    simhash_seed: int = 0  # the random hyperplanes of simhash codes (and of the SimHash baseline reported)
+    exhaustive_sample: tuple[int, int] = (50, 250)  # (image, caption) queries of the sampled exhaustive SSM; 0 = all
 
     def validate(self, path: str) -> None:
-        at_least(self, path, 1, "bits", "hidden", "epochs", "batch_size", "candidates", "ppsr_k")
+        at_least(self, path, 1, "bits", "hidden", "epochs", "batch_size", "candidates", "ppsr_k", "min_candidates")
+        if self.codes not in C2F_CODES:
+            raise ConfigError(f"{path}.codes: " + unknown_name("code kind", self.codes, C2F_CODES))
+        if len(self.exhaustive_sample) != 2 or min(self.exhaustive_sample) < 0:
+            raise ConfigError(f"{path}.exhaustive_sample: expected [image queries, caption queries] >= 0 "
+                              f"(0 = all), got {list(self.exhaustive_sample)}")
         at_least(self, path, 0, "margin", "quantization_weight", "balance_weight")
         if self.lr <= 0:
             raise ConfigError(f"{path}.lr: expected a positive learning rate, got {self.lr}")
@@ -258,7 +270,7 @@ class CoarseToFineParams:
 
 
 SERVE_COARSE = ("hnsw", "ivf", "exact", "hash")
-SERVE_FINE = ("model", "dense", "none")
+SERVE_FINE = ("model", "dense", "ssm", "none")  # ssm: a model with pair_scores (cfitr) only
 
 
 @dataclass(frozen=True)
@@ -268,7 +280,8 @@ class ServeParams:
     ``coarse``: ``hnsw`` (default; FAISS HNSW over the float embeddings, fastest at equal
     recall in benchmarks/bench_search_results.md), ``ivf``, ``exact`` or ``hash`` (CFITR
     codes of the model's hash heads, + PPSR). ``fine``: ``model`` (the variant's own
-    scorer, EBAKER global + local), ``dense`` (cosine of the global embeddings) or ``none``.
+    scorer, EBAKER global + local), ``dense`` (cosine of the global embeddings), ``ssm`` (the
+    single-stream module, ``pair_scores``, of a cfitr model) or ``none``.
     """
 
     coarse: str = "hnsw"

@@ -39,13 +39,16 @@ from torch.utils.data import DataLoader
 from rsitr.config.schema import CoarseToFineParams
 from rsitr.data.images import EvalImages
 from rsitr.retrieval.binary_codes import hamming_distance
+from rsitr.retrieval.c2f_measures import coarse_report, sampled_exhaustive, shortlist_recall
+from rsitr.retrieval.codes import Coder, SimHashCoder, as_coder
 from rsitr.retrieval.evaluate import encode_split
 from rsitr.retrieval.hamming_search import hamming_similarity, stable_topk
 from rsitr.retrieval.hash_head import HashHeads, fit_hash_heads
 from rsitr.retrieval.metrics import i2t_ranks, recall_at_k, retrieval_metrics, t2i_ranks
 from rsitr.retrieval.ppsr import ppsr as ppsr_rescore
 from rsitr.retrieval.ranks import QueryRanks
-from rsitr.retrieval.rescore import FineScorer, FineScorerFactory, ModelRescorer, synchronize
+from rsitr.retrieval.rescore import (FineScorer, FineScorerFactory, ModelRescorer, PairRescorer, has_pair_scores,
+                                    synchronize)
 
 __all__ = [
     "CoarseToFineOptions",
@@ -80,6 +83,9 @@ class CoarseToFineOptions:
     ppsr_k: int = _DEFAULTS.ppsr_k
     coarse_only: bool = _DEFAULTS.coarse_only
     exhaustive: bool = True
+    min_candidates: int = 1  # options built by hand: K exactly as asked; ``of(params)``: c2f.min_candidates (10)
+    simhash_seed: int = _DEFAULTS.simhash_seed
+    exhaustive_sample: tuple[int, int] = _DEFAULTS.exhaustive_sample
 
     @classmethod
     def of(cls, params: Any) -> "CoarseToFineOptions":
@@ -88,7 +94,12 @@ class CoarseToFineOptions:
             return params
         c2f = _c2f(params)
         return cls(candidates=c2f.candidates, candidate_share=c2f.candidate_share, ppsr=c2f.ppsr, ppsr_k=c2f.ppsr_k,
-                   coarse_only=c2f.coarse_only)
+                   coarse_only=c2f.coarse_only, min_candidates=c2f.min_candidates, simhash_seed=c2f.simhash_seed,
+                   exhaustive_sample=tuple(c2f.exhaustive_sample))
+
+    def shortlist(self, gallery: int) -> int:
+        """K of a query over ``gallery`` items (``candidate_count`` with ``min_candidates``)."""
+        return candidate_count(gallery, self.candidates, self.candidate_share, self.min_candidates)
 
 
 # ----------------------------------------------------------------------------- encoding
@@ -201,8 +212,8 @@ def _select_candidates(
     """``(cand_i2t [N, K] captions of each image, cand_t2i [C, K] images of each caption)`` by coarse score."""
     n_images, n_captions = coarse.shape
     start = time.perf_counter()
-    cand_t2i = stable_topk(coarse.T, candidate_count(n_images, options.candidates, options.candidate_share))  # [C, K]
-    cand_i2t = stable_topk(coarse, candidate_count(n_captions, options.candidates, options.candidate_share))  # [N, K]
+    cand_t2i = stable_topk(coarse.T, options.shortlist(n_images))  # [C, K]
+    cand_i2t = stable_topk(coarse, options.shortlist(n_captions))  # [N, K]
     timings["select_s"] = time.perf_counter() - start
     return cand_i2t, cand_t2i
 
@@ -218,10 +229,14 @@ def _fine_matrices(fine: FineScorer, cand_i2t: np.ndarray, cand_t2i: np.ndarray)
     return fine_i2t, fine_t2i
 
 
-def candidate_count(gallery: int, candidates: int, share: float = 0.0) -> int:
-    """Candidates a query re-scores in a gallery of ``gallery`` items: ``ceil(share x gallery)`` or ``candidates``."""
+def candidate_count(gallery: int, candidates: int, share: float = 0.0, minimum: int = 1) -> int:
+    """Candidates K a query re-scores in a gallery of ``gallery`` items.
+
+    ``max(minimum, ceil(share x gallery))`` (or ``candidates`` when ``share`` is 0), capped by
+    the gallery; ``minimum`` is ``c2f.min_candidates`` (10: t2i R@10 reachable).
+    """
     count = math.ceil(share * gallery) if share > 0 else candidates
-    return max(1, min(count, gallery))
+    return max(1, min(max(count, minimum), gallery))
 
 
 def fine_pair_share(cand_i2t: np.ndarray, cand_t2i: np.ndarray, n_images: int, n_captions: int) -> float:
@@ -252,58 +267,110 @@ def metrics_from_matrices(i2t: np.ndarray, t2i: np.ndarray, caption_image: np.nd
 @torch.no_grad()
 def evaluate_coarse_to_fine(
     model: Any,
-    hash_heads: HashHeads,
+    hash_heads: Any,
     split: Any,
     loader: Any,
     batch_size: int,
     device: torch.device | str,
     c2f_params: Any,
     *,
-    fine: FineScorerFactory = ModelRescorer.for_model,
+    fine: FineScorerFactory | None = None,
 ) -> dict[str, Any]:
     """Coarse-to-fine evaluation of one split; same metric keys as ``evaluate_split``.
 
     Args:
+        hash_heads: where the codes come from (``rsitr.retrieval.codes.as_coder``): fitted
+            ``HashHeads``, a ``Coder`` (simhash, sign, the model's own), or ``None`` (the
+            model's own ``"hash"`` embeddings).
         c2f_params: ``CoarseToFineOptions``, or the ``CoarseToFineParams`` / ``RsitrParams``
             it is made from (``CoarseToFineOptions.of``). With ``exhaustive`` (default) every
-            pair is also scored with ``model.score`` (``exhaustive_metrics`` and its time).
+            pair is also scored with ``model.score`` (``exhaustive_metrics`` and its time), and
+            a model with ``pair_scores`` gets the sampled exhaustive SSM (``exhaustive_ssm``).
         fine: builds the fine scorer from ``(model, image_embs, text_embs)``; default the
-            variant's own ``model.score`` (``ModelRescorer``).
+            SSM (``PairRescorer``) of a model with ``pair_scores``, else ``model.score``.
 
     Returns:
-        ``{"metrics": {i2t_R1..mR}, "ranks": QueryRanks (of the c2f ranking), "coarse_metrics": {...},
-        "exhaustive_metrics": {...}
-        (when asked), "timings": {...}, "images", "captions", "candidates", "ppsr",
-        "coarse_only"}``.
+        ``{"metrics": {i2t_R1..mR}, "ranks": QueryRanks (of the c2f ranking), "coarse_metrics",
+        "shortlist_recall_i2t" / "_t2i" (percent), "fine_share", "codes", "bits", "fine_stage",
+        "simhash" (coarse mR and shortlist recall of SimHash at the same bits and K),
+        "dual_metrics" (the same candidates re-scored by ``model.score``; SSM models only),
+        "exhaustive_metrics", "exhaustive_ssm" (when asked), "timings", "images", "captions",
+        "candidates", "ppsr", "coarse_only"}``.
     """
     device = torch.device(device)
     options = CoarseToFineOptions.of(c2f_params)
     image_embs, text_embs, timings = encode_split(model, split, loader, batch_size, device)
-    image_codes, text_codes = _hash(hash_heads.to(device).eval(), image_embs, text_embs, timings)
-    scorer = None if options.coarse_only else fine(model, image_embs, text_embs)
+    coder = as_coder(hash_heads.to(device).eval() if isinstance(hash_heads, torch.nn.Module) else hash_heads)
+    image_codes, text_codes = _hash(coder, image_embs, text_embs, timings)
+    factory = fine or (PairRescorer.for_model if has_pair_scores(model) else ModelRescorer.for_model)
+    scorer = None if options.coarse_only else factory(model, image_embs, text_embs)
     ranking = coarse_to_fine_matrices(image_codes, text_codes, options, fine=scorer)
     timings.update(ranking["timings"])
     result = _evaluation(ranking, split, options)
+    bits = coder.bits_of(image_embs)
+    result.update(codes=coder.kind, bits=bits, fine_stage=_stage_name(scorer),
+                  simhash=_simhash_baseline(image_embs, text_embs, split, options, bits))
+    if isinstance(scorer, PairRescorer):
+        result["dual_metrics"] = _rerank_metrics(ModelRescorer.for_model(model, image_embs, text_embs), ranking,
+                                                 split, timings)
     queries = split.num_images + len(split.captions)
     _add_search_timings(timings, queries)
     if options.exhaustive:
-        start = time.perf_counter()
-        scores = model.score(image_embs, text_embs)  # [N, C]
-        synchronize(device)
-        timings["exhaustive_scoring_s"] = time.perf_counter() - start
-        timings["exhaustive_ms_per_query"] = 1000.0 * timings["exhaustive_scoring_s"] / queries
-        result["exhaustive_metrics"] = retrieval_metrics(scores.float().cpu(), split.caption_image)
+        result.update(_exhaustive(model, image_embs, text_embs, split, options, timings))
     result["timings"] = timings
     return result
 
 
-def _hash(
-    heads: HashHeads, image_embs: Embeddings, text_embs: Embeddings, timings: dict[str, float]
-) -> tuple[np.ndarray, np.ndarray]:
+def _stage_name(scorer: Any) -> str:
+    if scorer is None:
+        return "none"
+    return "ssm" if isinstance(scorer, PairRescorer) else "model"
+
+
+def _exhaustive(model: Any, image_embs: Embeddings, text_embs: Embeddings, split: Any,
+                options: CoarseToFineOptions, timings: dict[str, float]) -> dict[str, Any]:
+    """Every pair by ``model.score``, and (``pair_scores`` models) the sampled exhaustive SSM."""
+    device = image_embs["global"].device
+    queries = split.num_images + len(split.captions)
+    start = time.perf_counter()
+    scores = model.score(image_embs, text_embs)  # [N, C]
+    synchronize(device)
+    timings["exhaustive_scoring_s"] = time.perf_counter() - start
+    timings["exhaustive_ms_per_query"] = 1000.0 * timings["exhaustive_scoring_s"] / queries
+    out: dict[str, Any] = {"exhaustive_metrics": retrieval_metrics(scores.float().cpu(), split.caption_image)}
+    if has_pair_scores(model):
+        pairs = PairRescorer.for_model(model, image_embs, text_embs)
+        out["exhaustive_ssm"] = sampled_exhaustive(pairs.score_pairs, np.asarray(split.caption_image),
+                                                   split.num_images, options.exhaustive_sample,
+                                                   seed=options.simhash_seed)
+    return out
+
+
+def _rerank_metrics(fine: FineScorer, ranking: dict[str, Any], split: Any, timings: dict[str, float]) -> dict[str, float]:
+    """The seven numbers of the same candidates re-scored by another ``fine`` (e.g. the dual cosine)."""
+    start = time.perf_counter()
+    fine_i2t, fine_t2i = _fine_matrices(fine, ranking["candidates_i2t"], ranking["candidates_t2i"])  # [N, C] each
+    timings["dual_fine_s"] = time.perf_counter() - start
+    coarse = ranking["coarse"]
+    return metrics_from_matrices(_two_tier(fine_i2t, coarse), _two_tier(fine_t2i, coarse), split.caption_image)
+
+
+def _simhash_baseline(image_embs: Embeddings, text_embs: Embeddings, split: Any, options: CoarseToFineOptions,
+                      bits: int) -> dict[str, Any]:
+    """Coarse mR and shortlist recall of SimHash codes at ``bits`` (seed ``simhash_seed``), same K and PPSR."""
+    coder = SimHashCoder(bits, options.simhash_seed)
+    coarse = _coarse_matrix(coder.codes("image", image_embs), coder.codes("text", text_embs), options, {})
+    cand_i2t, cand_t2i = _select_candidates(coarse, options, {})
+    return coarse_report(coarse, cand_i2t, cand_t2i, np.asarray(split.caption_image), bits=bits,
+                         seed=options.simhash_seed)
+
+
+def _hash(coder: Coder, image_embs: Embeddings, text_embs: Embeddings, timings: dict[str, float]
+          ) -> tuple[np.ndarray, np.ndarray]:
     """Packed codes of the test set: images ``[N, B]``, captions ``[C, B]``."""
     start = time.perf_counter()
-    image_codes = heads.pack("image", image_embs["global"])  # [N, B]
-    text_codes = heads.pack("text", text_embs["global"])  # [C, B]
+    image_codes = coder.codes("image", image_embs)  # [N, B]
+    text_codes = coder.codes("text", text_embs)  # [C, B]
     timings["hash_s"] = time.perf_counter() - start
     return image_codes, text_codes
 
@@ -311,6 +378,7 @@ def _hash(
 def _evaluation(ranking: dict[str, Any], split: Any, options: CoarseToFineOptions) -> dict[str, Any]:
     """Metrics and ranks of the c2f ranking, coarse metrics, and what was evaluated."""
     owner = split.caption_image
+    recall = shortlist_recall(ranking["candidates_i2t"], ranking["candidates_t2i"], np.asarray(owner))
     ranks = QueryRanks(i2t=i2t_ranks(ranking["i2t"], owner), t2i=t2i_ranks(ranking["t2i"], owner),  # [N], [C]
                        caption_image=np.asarray(owner, dtype=np.int64), images=tuple(str(i) for i in split.image_ids))
     return {
@@ -320,8 +388,10 @@ def _evaluation(ranking: dict[str, Any], split: Any, options: CoarseToFineOption
         "images": split.num_images,
         "captions": len(split.captions),
         "candidates": int(options.candidates),
-        "candidates_t2i": candidate_count(split.num_images, options.candidates, options.candidate_share),
-        "candidates_i2t": candidate_count(len(split.captions), options.candidates, options.candidate_share),
+        "candidates_t2i": options.shortlist(split.num_images),
+        "candidates_i2t": options.shortlist(len(split.captions)),
+        "fine_share": fine_pair_share(ranking["candidates_i2t"], ranking["candidates_t2i"], *ranking["coarse"].shape),
+        **{f"shortlist_recall_{d}": v for d, v in recall.items()},
         "ppsr": bool(options.ppsr),
         "coarse_only": bool(options.coarse_only),
     }

@@ -9,9 +9,10 @@ stage shortlists. Two settings:
 * **Evaluation, a whole test set** (``rsitr.retrieval.coarse_to_fine``): a ``FineScorer`` is
   any callable ``(direction, queries [Q], candidates [Q, K]) -> float32 [Q, K]`` scoring
   (query, candidate) pairs given by test-set index; ``ModelRescorer`` (the variant's
-  ``model.score`` on the encoded embeddings) is the default one. Another re-scorer (e.g. a
-  single-stream cross-encoder) implements the same call and is passed to
-  ``evaluate_coarse_to_fine(..., fine=...)`` as a ``FineScorerFactory``.
+  ``model.score`` on the encoded embeddings) is the default one. ``PairRescorer`` is
+  CFITR's own fine stage: the single-stream module (SSM) of a model with ``pair_scores``
+  (``CfitrModel``), scoring the ``Q x K`` (image, caption) index pairs in batches. Either is
+  passed to ``evaluate_coarse_to_fine(..., fine=...)`` as a ``FineScorerFactory``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ __all__ = [
     "FineScorer",
     "FineScorerFactory",
     "ModelRescorer",
+    "PAIR_BATCH",
+    "PairRescorer",
+    "has_pair_scores",
     "dense_rescore",
     "fine_rescore",
     "synchronize",
@@ -35,6 +39,12 @@ __all__ = [
 Embeddings = dict[str, torch.Tensor]
 ScoreFn = Callable[[Embeddings, Embeddings], torch.Tensor]  # (image_embs, text_embs) -> [N_img, N_txt]
 Direction = Literal["t2i", "i2t"]  # t2i: caption queries, image candidates; i2t: the reverse
+PAIR_BATCH = 4096  # (image, caption) pairs per ``model.pair_scores`` call
+
+
+def has_pair_scores(model: Any) -> bool:
+    """Whether ``model`` has a single-stream pair scorer (``pair_scores``, e.g. ``CfitrModel``)."""
+    return callable(getattr(model, "pair_scores", None))
 
 
 def synchronize(device: torch.device) -> None:
@@ -137,3 +147,44 @@ class ModelRescorer:
         images = {k: v[query : query + 1] for k, v in self.image_embeddings.items()}  # [1, ...]
         texts = {k: v[cand] for k, v in self.text_embeddings.items()}  # [K, ...]
         return self.score_fn(images, texts)[0].float().cpu().numpy()
+
+
+@dataclass(frozen=True)
+class PairRescorer:
+    """The single-stream module's score of each (query, candidate) pair: ``model.pair_scores``.
+
+    ``pair_scores(image_embs, text_embs, image_index [M], text_index [M]) -> [M]`` scores
+    given index pairs (CFITR's SSM, ``CfitrModel``); the ``Q x K`` pairs of a call are sent
+    in batches of ``batch`` pairs, in query order.
+    """
+
+    pair_fn: Callable[..., torch.Tensor]
+    image_embeddings: Embeddings  # [N, ...]
+    text_embeddings: Embeddings  # [C, ...]
+    batch: int = PAIR_BATCH
+
+    @classmethod
+    def for_model(cls, model: Any, image_embeddings: Embeddings, text_embeddings: Embeddings) -> "PairRescorer":
+        """The ``FineScorerFactory`` of a model with ``pair_scores``."""
+        if not has_pair_scores(model):
+            raise ValueError(f"{type(model).__name__} has no pair_scores (single-stream module)")
+        return cls(model.pair_scores, image_embeddings, text_embeddings)
+
+    def __call__(self, direction: Direction, queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        if direction not in ("t2i", "i2t"):
+            raise ValueError(f"direction must be 't2i' or 'i2t', got {direction!r}")
+        candidates = np.asarray(candidates, dtype=np.int64)  # [Q, K]
+        rows = np.broadcast_to(np.asarray(queries, dtype=np.int64)[:, None], candidates.shape)  # [Q, K]
+        images, texts = (candidates, rows) if direction == "t2i" else (rows, candidates)
+        return self.score_pairs(images.reshape(-1), texts.reshape(-1)).reshape(candidates.shape)  # [Q, K]
+
+    def score_pairs(self, image_index: np.ndarray, text_index: np.ndarray) -> np.ndarray:
+        """``float32 [M]`` SSM scores of the pairs ``(image_index[m], text_index[m])``."""
+        out = np.empty(len(image_index), np.float32)  # [M]
+        for start in range(0, len(image_index), self.batch):
+            stop = start + self.batch
+            scores = self.pair_fn(self.image_embeddings, self.text_embeddings,
+                                  torch.from_numpy(np.ascontiguousarray(image_index[start:stop])),
+                                  torch.from_numpy(np.ascontiguousarray(text_index[start:stop])))  # [m]
+            out[start:stop] = scores.float().cpu().numpy()
+        return out

@@ -63,7 +63,7 @@ def step_outputs(params: RsitrParams, step: str, variant: str | None) -> list[Pa
     if step == "evaluate":
         return [paths.metrics / str(variant)]
     if step == "c2f":
-        return [paths.hash_heads(str(variant)), paths.metrics / "c2f" / str(variant)]
+        return [paths.hash_heads(str(variant)).with_suffix(".json"), paths.metrics / "c2f" / str(variant)]
     raise KeyError(step)
 
 

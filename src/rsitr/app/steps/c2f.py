@@ -1,7 +1,9 @@
 """The coarse-to-fine step (CFITR, Zhou, Wu, Deng, GRSL 2024) of a trained variant.
 
 ``run_c2f_train`` fits the variant's hash heads on its train split and saves them beside
-the checkpoint (``models/<variant>/hash_heads.pt``, with the checkpoint's sha256);
+the checkpoint (``models/<variant>/hash_heads.pt``, with the checkpoint's sha256), unless
+nothing needs fitting: a model whose embeddings carry its own jointly trained ``"hash"``
+codes (cfitr), or ``c2f.codes`` ``simhash`` / ``sign``; ``hash_heads.json`` records which;
 ``run_c2f_evaluate`` evaluates "<variant> + c2f" on every test target, writing
 ``metrics/c2f/<variant>/*.json`` and ``test.<set>.<lang>.c2f.*`` metrics on the variant's
 MLflow run, so the leaderboard shows the row, and the per-query ranks of the c2f ranking as
@@ -13,10 +15,11 @@ leaderboard's bootstrap). The method is in
 from __future__ import annotations
 
 import logging
-
 import time
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from rsitr.app.steps.evaluation import RECALLS, evaluation_targets, variant_tracker
 from rsitr.app.core.files import write_json
@@ -29,6 +32,7 @@ from rsitr.errors import ModelError
 from rsitr.models import resolve_device
 from rsitr.models.trained import load_trained_model
 from rsitr.retrieval.coarse_to_fine import evaluate_coarse_to_fine, train_hash_heads
+from rsitr.retrieval.codes import HeadCoder, ModelHashCoder, SignCoder, SimHashCoder, embeddings_have_hash
 from rsitr.retrieval.hash_head import HashHeads, load_hash_heads, save_hash_heads
 from rsitr.retrieval.gallery_index import sha256_file
 from rsitr.retrieval.ranks import save_ranks
@@ -58,9 +62,36 @@ def _variant_setup(params: RsitrParams, variant: str):
     return v, checkpoint, device, model, loader, read_manifest(paths.manifest)
 
 
+def model_has_hash(model: Any, device: Any) -> bool:
+    """Whether the model's embeddings carry its own hash codes (``"hash"``: heads trained with it)."""
+    with torch.no_grad():
+        return embeddings_have_hash(model.embed_texts(model.tokenize(["a"]).to(device)))
+
+
+def _no_fitting(params: RsitrParams, variant: str, checkpoint: Path, own_hash: bool) -> dict[str, Any] | None:
+    """The summary of a c2f train that fits nothing (own hash codes, simhash, sign), else None."""
+    if params.c2f.codes == "learned" and not own_hash:
+        return None
+    path = ProjectPaths.of(params).hash_heads(variant)
+    path.unlink(missing_ok=True)  # heads of an earlier setting must not be served with these codes
+    source = "model" if params.c2f.codes == "learned" else params.c2f.codes
+    summary = {"variant": variant, "checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
+               "c2f": to_dict(params.c2f), "codes": source, "fitted": False}
+    write_json(path.with_suffix(".json"), summary)
+    logger.info(f"{variant}: coarse codes from {source!r}: no hash heads to fit")
+    return summary
+
+
 def run_c2f_train(params: RsitrParams, variant: str) -> dict[str, Any]:
-    """Train the variant's hash heads on its train split; writes ``models/<variant>/hash_heads.{pt,json}``."""
+    """Train the variant's hash heads on its train split; writes ``models/<variant>/hash_heads.{pt,json}``.
+
+    Nothing is fitted (only ``hash_heads.json`` written) when the model has its own hash
+    codes or ``c2f.codes`` is ``simhash`` / ``sign``.
+    """
     v, checkpoint, device, model, loader, manifest = _variant_setup(params, variant)
+    skipped = _no_fitting(params, variant, checkpoint, model_has_hash(model, device))
+    if skipped is not None:
+        return skipped
     split = select_split(manifest, "train", datasets=v.train.datasets, languages=v.train.languages,
                          normalize_arabic=params.text.normalize_arabic)
     start = time.perf_counter()
@@ -76,6 +107,8 @@ def run_c2f_train(params: RsitrParams, variant: str) -> dict[str, Any]:
         "train_captions": len(split.captions),
         "train_seconds": seconds,
         "history": history,
+        "codes": "heads",
+        "fitted": True,
     }
     save_hash_heads(path, heads, **summary)
     write_json(path.with_suffix(".json"), summary)
@@ -93,6 +126,7 @@ def _log_to_variant_run(params: RsitrParams, variant: str, payload: dict[str, An
         return
     prefix = f"test.{payload['test_set']}.{payload['language']}.c2f"
     tracker.log_metrics({f"{prefix}.{k}": payload[k] for k in RECALLS})
+    tracker.log_metrics({f"{prefix}.{k}": v for k, v in _flat_metrics(payload).items()})
     tracker.log_metrics({f"{prefix}.{k}": v for k, v in timings.items() if isinstance(v, (int, float))})
     tracker.log_artifact(ranks, "ranks/c2f")
     tracker.end("FINISHED")
@@ -101,26 +135,72 @@ def _log_to_variant_run(params: RsitrParams, variant: str, payload: dict[str, An
 def run_c2f_evaluate(params: RsitrParams, variant: str, *, track: bool = True) -> dict[str, Any]:
     """Coarse-to-fine evaluation of the variant on every test target; writes ``metrics/c2f/<variant>/*.json``."""
     v, checkpoint, device, model, loader, manifest = _variant_setup(params, variant)
-    heads, _ = load_variant_heads(params, variant, checkpoint)
+    coder = variant_coder(params, variant, checkpoint, model_has_hash(model, device))
     paths = ProjectPaths.of(params)
     results: dict[str, Any] = {}
     for test_set, language in evaluation_targets(params, variant):
         split = select_split(manifest, "test", datasets=[test_set], languages=[language],
                              normalize_arabic=params.text.normalize_arabic)
-        evaluation = evaluate_coarse_to_fine(model, heads, split, loader, v.eval.batch_size, device, params.c2f)
-        payload = {
-            "variant": variant, "label": f"{variant} + c2f", "method": v.method,
-            "mode": "coarse_only" if params.c2f.coarse_only else "c2f", "test_set": test_set, "language": language,
-            **evaluation["metrics"], "coarse_metrics": evaluation["coarse_metrics"],
-            "exhaustive_metrics": evaluation.get("exhaustive_metrics"),
-            "images": evaluation["images"], "captions": evaluation["captions"], "c2f": to_dict(params.c2f),
-        }
+        evaluation = evaluate_coarse_to_fine(model, coder, split, loader, v.eval.batch_size, device, params.c2f)
+        payload = c2f_payload(params, variant, test_set, language, evaluation)
         path = write_json(paths.metrics_file(variant, test_set, language, c2f=True), payload)
         ranks = save_ranks(paths.ranks_file(variant, test_set, language, c2f=True), evaluation["ranks"])
         results[path.name] = {**payload, "timings": evaluation["timings"]}
         if track:
             _log_to_variant_run(params, variant, payload, evaluation["timings"], ranks)
-        exhaustive = evaluation.get("exhaustive_metrics") or {}
-        logger.info(f"{variant} + c2f on {test_set} [{language}]: mR {payload['mR']:.2f} "
-              f"(coarse {evaluation['coarse_metrics']['mR']:.2f}, exhaustive {exhaustive.get('mR', float('nan')):.2f})")
+        _log_summary(variant, test_set, language, payload)
     return results
+
+
+def variant_coder(params: RsitrParams, variant: str, checkpoint: Path, own_hash: bool) -> Any:
+    """The coarse codes of ``c2f.codes`` (``rsitr.retrieval.codes``): learned = own hash codes, else fitted heads."""
+    if params.c2f.codes == "simhash":
+        return SimHashCoder(params.c2f.bits, params.c2f.simhash_seed)
+    if params.c2f.codes == "sign":
+        return SignCoder()
+    return ModelHashCoder() if own_hash else HeadCoder(load_variant_heads(params, variant, checkpoint)[0])
+
+
+_EXTRAS = ("coarse_metrics", "exhaustive_metrics", "dual_metrics", "exhaustive_ssm", "simhash", "codes", "bits",
+           "fine_stage", "fine_share", "shortlist_recall_i2t", "shortlist_recall_t2i", "candidates_i2t",
+           "candidates_t2i", "images", "captions")
+
+
+def c2f_payload(params: RsitrParams, variant: str, test_set: str, language: str, evaluation: dict[str, Any]
+                ) -> dict[str, Any]:
+    """``metrics/c2f/<variant>/<set>.<lang>.json``: the c2f recalls (the headline) and what they sit beside."""
+    v = params.variant(variant)
+    return {
+        "variant": variant, "label": f"{variant} + c2f", "method": v.method,
+        "mode": "coarse_only" if params.c2f.coarse_only else "c2f", "test_set": test_set, "language": language,
+        **evaluation["metrics"], **{k: evaluation.get(k) for k in _EXTRAS}, "c2f": to_dict(params.c2f),
+    }
+
+
+def _flat_metrics(payload: dict[str, Any]) -> dict[str, float]:
+    """The extra c2f figures as MLflow metric names (no '@'): ``coarse.mR``, ``simhash.coarse.mR``, ..."""
+    out = {k: float(payload[k]) for k in ("fine_share", "shortlist_recall_i2t", "shortlist_recall_t2i", "bits")
+           if payload.get(k) is not None}
+    for name, key in (("coarse", "coarse_metrics"), ("dual", "dual_metrics"), ("exhaustive", "exhaustive_metrics")):
+        out.update({f"{name}.{m}": float(x) for m, x in (payload.get(key) or {}).items()})
+    simhash = payload.get("simhash") or {}
+    out.update({f"simhash.coarse.{m}": float(x) for m, x in (simhash.get("coarse_metrics") or {}).items()})
+    out.update({f"simhash.{k}": float(simhash[k]) for k in ("shortlist_recall_i2t", "shortlist_recall_t2i")
+                if k in simhash})
+    ssm = payload.get("exhaustive_ssm") or {}
+    out.update({f"exhaustive_ssm_sampled.{m}": float(x) for m, x in (ssm.get("metrics") or {}).items()})
+    if ssm:
+        out["exhaustive_ssm_sampled.all_pairs_seconds_estimate"] = float(ssm["all_pairs_seconds_estimate"])
+    return out
+
+
+def _log_summary(variant: str, test_set: str, language: str, payload: dict[str, Any]) -> None:
+    exhaustive = payload.get("exhaustive_metrics") or {}
+    simhash = (payload.get("simhash") or {}).get("coarse_metrics") or {}
+    coarse = payload["coarse_metrics"]["mR"]
+    verdict = "beat" if coarse > simhash.get("mR", float("inf")) else "do NOT beat"
+    logger.info(f"{variant} + c2f on {test_set} [{language}]: mR {payload['mR']:.2f} (fine: {payload['fine_stage']}; "
+                f"coarse {coarse:.2f}, exhaustive {exhaustive.get('mR', float('nan')):.2f}); shortlist recall "
+                f"i2t {payload['shortlist_recall_i2t']:.1f}% t2i {payload['shortlist_recall_t2i']:.1f}%, "
+                f"fine_share {payload['fine_share']:.4f}; {payload['codes']} codes ({payload['bits']} bits) "
+                f"{verdict} SimHash (coarse mR {simhash.get('mR', float('nan')):.2f})")
