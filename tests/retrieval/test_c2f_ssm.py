@@ -51,7 +51,7 @@ class SsmStubModel(StubModel):
         self.pair_calls.append(int(image_index.numel()))
         images = image_embs["global"][image_index]  # [M, 48]
         texts = text_embs["global"][text_index]  # [M, 48]
-        return (images * texts * self.weights).sum(dim=-1) + 1e-3 * torch.sin(image_index * 7.0 + text_index)
+        return (images * texts * self.weights).sum(dim=-1) + 0.05 * (images[:, :24] * texts[:, 24:]).sum(dim=-1)
 
     def all_pairs(self, image_embs, text_embs) -> np.ndarray:
         n, c = image_embs["global"].shape[0], text_embs["global"].shape[0]
@@ -167,3 +167,55 @@ def test_sampled_exhaustive_with_every_query_is_the_exhaustive_ranking(cells_ssm
     out = sampled_exhaustive(pairs.score_pairs, owner, ssm.shape[0], (0, 0))
     assert not out["sampled"]
     assert out["metrics"] == pytest.approx(retrieval_metrics(ssm, owner))
+
+
+# ----------------------------------------------------------------------------- serving: serve.fine ssm
+
+
+@pytest.fixture(scope="module")
+def ssm_index(cells_ssm, tmp_path_factory):
+    from rsitr.retrieval.gallery_build import GalleryEncoder, IndexBuildOptions, build_index
+    from rsitr.retrieval.gallery_index import GalleryIndex
+
+    test = cells_ssm["test"]
+    root = tmp_path_factory.mktemp("ssm_index")
+    out = build_index(GalleryEncoder(cells_ssm["model"], None, stub_loader()), test.image_paths, root / "index",
+                      ids=test.image_ids, model_info={"variant": "cfitr"}, options=IndexBuildOptions(progress=False))
+    return GalleryIndex.load(out)
+
+
+def test_serve_fine_ssm_reranks_the_shortlist_by_pair_score(cells_ssm, ssm_index):
+    from rsitr.retrieval.searcher import GallerySearcher, SearchOptions
+
+    model, test = cells_ssm["model"], cells_ssm["test"]
+    assert ssm_index.has_codes and ssm_index.bits == 16  # the model's own hash codes, no heads
+    searcher = GallerySearcher(ssm_index, model, options=SearchOptions(coarse="hash", fine="ssm", candidates=20))
+    caption = 7
+    found = searcher.search_text(test.captions[caption], top_k=20)
+    query = searcher.embed_text(test.captions[caption])
+    ids = [test.image_ids.index(r["id"]) for r in found["results"]]
+    scores = model.pair_scores(cells_ssm["images"], query, torch.tensor(ids), torch.zeros(len(ids), dtype=torch.long))
+    assert found["fine"] == "ssm" and found["candidates"] == 20
+    assert [r["score"] for r in found["results"]] == pytest.approx(scores.tolist(), abs=2e-3)  # float16 gallery
+    served = [r["score"] for r in found["results"]]
+    assert served == sorted(served, reverse=True)
+
+
+def test_serve_fine_ssm_is_refused_for_a_model_without_pair_scores(cells_ssm, ssm_index):
+    from rsitr.errors import ConfigError
+    from rsitr.retrieval.searcher import GallerySearcher, SearchOptions
+
+    with pytest.raises(ConfigError, match=r"serve\.fine: 'ssm' needs .* StubModel has none: use one of model, dense, none"):
+        GallerySearcher(ssm_index, StubModel(), options=SearchOptions(coarse="exact", fine="ssm"))
+
+
+def test_the_app_names_the_variant_when_ssm_is_refused(ssm_index):
+    from rsitr.app.serving.gallery import ResolvedModel, SearchChoice, make_searcher
+    from rsitr.config import load_params
+    from rsitr.errors import ConfigError
+
+    params = load_params("params.yaml", ["serve.fine=ssm", "serve.coarse=exact"])
+    resolved = ResolvedModel(record={"uri": "finetune"}, model=StubModel(), heads=None, batch_size=8, ppsr_k=10,
+                             variant="finetune")
+    with pytest.raises(ConfigError, match=r"variant finetune has none: use one of model, dense, none$"):
+        make_searcher(params, ssm_index, resolved, SearchChoice(device="cpu"))

@@ -34,6 +34,7 @@ from rsitr.atomic import write_bytes, write_text
 from rsitr.config.schema import CoarseToFineParams
 from rsitr.data.images import ImageLoader
 from rsitr.errors import DataError
+from rsitr.retrieval.binary_codes import pack_codes
 from rsitr.retrieval.gallery_index import BUILD_DIR, INDEX_FILE, INDEX_FORMAT
 from rsitr.retrieval.hamming_search import HammingIndex, reference_hubness
 from rsitr.retrieval.hash_head import HASH_HEADS_FILE, HashHeads, save_hash_heads
@@ -89,7 +90,9 @@ class GalleryEncoder:
 
     ``model``: a retrieval model (``embed_images`` -> dict with ``global``). ``heads``: the
     trained hash heads (their image head makes the codes); ``None`` for a model without
-    them: the index then holds the embeddings only (no codes, no PPSR). ``loader``: an
+    them: the index then holds the embeddings only (no codes, no PPSR), or, when the
+    model's embeddings carry its own ``"hash"`` codes (cfitr), their signs as the codes
+    (no PPSR reference sets). ``loader``: an
     ``ImageLoader`` (default: the model's preprocessing).
     """
 
@@ -116,6 +119,8 @@ class GalleryEncoder:
         embeddings = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}  # [n, ...]
         arrays = {f"emb_{k}": v.numpy().astype(np.float16) for k, v in embeddings.items()}
         if self.heads is None:
+            if "hash" in embeddings:  # the model's own hash codes (heads trained with it, cfitr): no PPSR references
+                arrays["codes"] = pack_codes(embeddings["hash"])  # [n, bits / 8]
             return arrays
         codes = self.heads.pack("image", embeddings["global"])  # [n, bits / 8]
         arrays["codes"] = codes
@@ -354,7 +359,7 @@ def _manifest(
     return {
         "format": INDEX_FORMAT,
         "n_items": n,
-        "bits": None if heads is None else heads.bits,
+        "bits": heads.bits if heads is not None else (8 * int(layout["codes"][1][0]) if "codes" in layout else None),
         "ppsr_k": build.ppsr_k,
         "embeddings": {
             name[len("emb_"):]: {"file": f"{name}.npy", "shape": [n, *map(int, shape)], "dtype": str(dtype)}

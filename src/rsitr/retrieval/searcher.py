@@ -7,11 +7,15 @@ do not mutate shared state). Two stages:
 * **coarse**: ``hnsw`` / ``ivf`` / ``exact`` over the gallery's global float embeddings
   (``rsitr.retrieval.coarse_index``; HNSW is the served default, benchmarks/bench_search_results.md), or
   ``hash``: the CFITR codes of the model's hash heads with single-query PPSR
-  (``rsitr.retrieval.hamming_search.ppsr_candidates``); returns ``candidates`` items.
+  (``rsitr.retrieval.hamming_search.ppsr_candidates``), or of the model's own ``"hash"``
+  embeddings (cfitr: heads trained with the model; no PPSR reference sets, so no PPSR);
+  returns ``candidates`` items.
 * **fine**: ``model``: the variant's own scorer (``model.score``: EBAKER global + local, else
-  cosine) for text queries; ``dense``: cosine of the global embeddings; ``none``: the coarse
-  score. Image queries are image -> image (the index holds images only) and are re-scored by
-  the cosine of the global embeddings under ``model`` and ``dense``.
+  cosine) for text queries; ``ssm``: the single-stream module of a model with
+  ``pair_scores`` (cfitr) on each (candidate image, query caption) pair; ``dense``: cosine
+  of the global embeddings; ``none``: the coarse score. Image queries are image -> image
+  (the index holds images only) and are re-scored by the cosine of the global embeddings
+  under ``model``, ``ssm`` and ``dense``.
 """
 
 from __future__ import annotations
@@ -30,14 +34,24 @@ from rsitr.data.images import ImageLoader
 from rsitr.errors import ConfigError, ModelError, unknown_name
 from rsitr.retrieval.coarse_index import META_FILE, load_coarse_index, make_coarse_index
 from rsitr.retrieval.hamming_search import ppsr_candidates
-from rsitr.retrieval.rescore import fine_rescore
+from rsitr.retrieval.binary_codes import pack_codes
+from rsitr.retrieval.rescore import fine_rescore, has_pair_scores
 
 FLOAT_COARSE = ("hnsw", "ivf", "exact")
 COARSE_STAGES = (*FLOAT_COARSE, "hash")
-FINE_STAGES = ("model", "dense", "none")
+FINE_STAGES = ("model", "dense", "ssm", "none")
 _SERVE = ServeParams()
 
-__all__ = ["COARSE_STAGES", "FINE_STAGES", "GallerySearcher", "SearchOptions", "build_float_coarse"]
+__all__ = ["COARSE_STAGES", "FINE_STAGES", "GallerySearcher", "SearchOptions", "build_float_coarse",
+           "check_fine_stage"]
+
+
+def check_fine_stage(fine: str, model: Any, name: str = "this model") -> None:
+    """One clear error when ``fine`` cannot run on ``model`` (``ssm`` needs ``pair_scores``)."""
+    if fine == "ssm" and not has_pair_scores(model):
+        valid = [f for f in FINE_STAGES if f != "ssm"]
+        raise ConfigError(f"serve.fine: 'ssm' needs a model with a single-stream module (pair_scores, e.g. cfitr); "
+                          f"{name} has none: use one of {', '.join(valid)}")
 
 
 def normalized_rows(array: Any) -> np.ndarray:
@@ -81,6 +95,7 @@ class GallerySearcher:
 
     def __init__(self, index: Any, model: Any, *, heads: Any = None, options: SearchOptions = SearchOptions(),
                  device: torch.device | str = "cpu"):
+        check_fine_stage(options.fine, model, type(model).__name__)
         self.index, self.model, self.heads = index, model.eval(), heads
         self.coarse_kind, self.fine, self.candidates = options.coarse, options.fine, int(options.candidates)
         self.device = torch.device(device)
@@ -92,7 +107,7 @@ class GallerySearcher:
         """The Hamming index of the codes (``hash``), or the float index: loaded when saved and matching, else built."""
         index, coarse = self.index, options.coarse
         if coarse == "hash":
-            if self.heads is None or not index.has_codes:
+            if not index.has_codes:
                 raise ModelError("coarse stage 'hash' needs hash heads in the model and codes in the index; this "
                                  f"model/index has none: use one of {', '.join(FLOAT_COARSE)} (serve.coarse)")
             return index.hamming
@@ -135,7 +150,7 @@ class GallerySearcher:
     def _coarse(self, query: dict[str, torch.Tensor], mode: str, width: int) -> tuple[np.ndarray, np.ndarray]:
         """``(ids int64 [K], coarse scores float32 [K])`` of one query."""
         if self.coarse_kind == "hash":
-            codes = self.heads.pack(mode, query["global"])  # [1, bits / 8]
+            codes = self._query_codes(query, mode)  # [1, bits / 8]
             hub = self.index.hubness.get(mode) if self.use_ppsr else None
             found = ppsr_candidates(self.coarse, codes, width, hubness=hub,
                                     ppsr_k=int(self.index.manifest.get("ppsr_k", 10)))
@@ -145,12 +160,34 @@ class GallerySearcher:
         keep = ids[0] >= 0
         return ids[0][keep], scores[0][keep]
 
+    def _query_codes(self, query: dict[str, torch.Tensor], mode: str) -> np.ndarray:
+        """Packed codes ``[1, bits / 8]`` of a query: the hash heads', else the model's own ``"hash"``."""
+        if self.heads is not None:
+            return self.heads.pack(mode, query["global"])
+        if "hash" not in query:
+            raise ModelError("coarse stage 'hash': the index has codes but this model has neither hash heads nor its "
+                             f"own hash codes: use one of {', '.join(FLOAT_COARSE)} (serve.coarse)")
+        return pack_codes(query["hash"].float().cpu())
+
+    @torch.no_grad()
+    def _ssm(self, query: dict[str, torch.Tensor], idx: np.ndarray) -> np.ndarray:
+        """``float32 [K]``: the single-stream score of each candidate image with the query caption."""
+        order = np.argsort(idx, kind="stable")  # sorted reads of the memmaps
+        subset = {k: torch.from_numpy(np.asarray(v[idx[order]], dtype=np.float32)) for k, v in self.index.embeddings.items()}
+        count = len(idx)
+        scores = self.model.pair_scores(subset, query, torch.arange(count), torch.zeros(count, dtype=torch.long))  # [K]
+        final = np.empty(count, np.float32)
+        final[order] = scores.float().cpu().numpy()
+        return final
+
     def _search(self, query: dict[str, torch.Tensor], mode: str, label: str, top_k: int, t0: float) -> dict[str, Any]:
         t1 = time.perf_counter()
         idx, coarse = self._coarse(query, mode, min(len(self.index), max(self.candidates, top_k)))
         t2 = time.perf_counter()
         if self.fine == "none":
             final = coarse.astype(np.float32)
+        elif self.fine == "ssm" and mode == "text":
+            final = self._ssm(query, idx)
         elif self.fine == "model" and mode == "text":
             final = fine_rescore(self.model.score, self.index.embeddings, query, idx, gallery_is_image=True,
                                  device=self.device)

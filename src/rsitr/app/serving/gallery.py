@@ -40,7 +40,7 @@ from rsitr.models.trained import load_trained_model
 from rsitr.retrieval.hash_head import load_hash_heads
 from rsitr.retrieval.gallery_build import GalleryEncoder, IndexBuildOptions, build_index, list_images
 from rsitr.retrieval.gallery_index import BUILD_DIR, INDEX_FILE, GalleryIndex, sha256_file
-from rsitr.retrieval.searcher import FLOAT_COARSE, GallerySearcher, SearchOptions, build_float_coarse
+from rsitr.retrieval.searcher import FLOAT_COARSE, GallerySearcher, SearchOptions, build_float_coarse, check_fine_stage
 from rsitr.tracking.pyfunc_model import load_model_bundle
 from rsitr.tracking.registry import (
     ModelVersionRef,
@@ -259,7 +259,9 @@ def make_searcher(params: RsitrParams, index: GalleryIndex, resolved: ResolvedMo
     kind = choice.coarse or params.serve.coarse
     torch_device = choose_device(params, resolved.variant, choice.device)
     heads = None if resolved.heads is None else resolved.heads.to(torch_device).eval()
-    options = SearchOptions(coarse=kind, fine=choice.fine or params.serve.fine,
+    fine = choice.fine or params.serve.fine
+    check_fine_stage(fine, resolved.model, f"variant {resolved.variant or resolved.record.get('uri', '?')}")
+    options = SearchOptions(coarse=kind, fine=fine,
                             candidates=choice.candidates or params.serve.candidates,
                             coarse_options=coarse_options(params, kind), coarse_dir=index.root / COARSE_DIR,
                             use_ppsr=choice.ppsr and params.c2f.ppsr)
