@@ -1,0 +1,50 @@
+"""The c2f step's coarse codes: nothing to fit for a model with its own hash codes or for simhash / sign."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rsitr.app.steps.c2f import _no_fitting, variant_coder
+from rsitr.config import load_params
+from rsitr.retrieval.codes import HeadCoder, ModelHashCoder, SignCoder, SimHashCoder
+
+
+def _params(tmp_path: Path, *overrides: str):
+    return load_params("params.yaml", [f"paths.models={tmp_path / 'models'}", *overrides])
+
+
+@pytest.mark.parametrize(("codes", "own_hash", "expected"), [
+    ("learned", True, "model"), ("simhash", False, "simhash"), ("sign", True, "sign"),
+])
+def test_nothing_is_fitted_and_the_record_says_why(tmp_path, codes, own_hash, expected):
+    params = _params(tmp_path, f"c2f.codes={codes}")
+    checkpoint = tmp_path / "best.pt"
+    checkpoint.write_bytes(b"weights")
+    heads = tmp_path / "models" / "finetune" / "hash_heads.pt"
+    heads.parent.mkdir(parents=True)
+    heads.write_bytes(b"stale heads of an earlier setting")
+    summary = _no_fitting(params, "finetune", checkpoint, own_hash)
+    assert summary["codes"] == expected and summary["fitted"] is False
+    assert not heads.exists()  # never served with codes they did not make
+    assert json.loads(heads.with_suffix(".json").read_text())["codes"] == expected
+
+
+def test_learned_codes_without_own_hash_are_fitted(tmp_path):
+    assert _no_fitting(_params(tmp_path), "finetune", tmp_path / "best.pt", own_hash=False) is None
+
+
+def test_the_coder_follows_c2f_codes(tmp_path):
+    assert isinstance(variant_coder(_params(tmp_path, "c2f.codes=simhash"), "finetune", tmp_path, False), SimHashCoder)
+    assert isinstance(variant_coder(_params(tmp_path, "c2f.codes=sign"), "finetune", tmp_path, False), SignCoder)
+    assert isinstance(variant_coder(_params(tmp_path), "cfitr", tmp_path, True), ModelHashCoder)
+    assert HeadCoder  # learned without own hash loads the fitted heads (covered by the c2f step tests)
+
+
+def test_an_unknown_code_kind_is_one_clear_error(tmp_path):
+    from rsitr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"c2f\.codes: unknown code kind .pca.; valid code kinds: learned, sign, simhash"):
+        _params(tmp_path, "c2f.codes=pca")
