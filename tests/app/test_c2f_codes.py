@@ -48,3 +48,17 @@ def test_an_unknown_code_kind_is_one_clear_error(tmp_path):
 
     with pytest.raises(ConfigError, match=r"c2f\.codes: unknown code kind .pca.; valid code kinds: learned, sign, simhash"):
         _params(tmp_path, "c2f.codes=pca")
+
+
+def test_the_c2f_figures_logged_to_mlflow_have_plain_names():
+    from rsitr.app.steps.c2f import _flat_metrics
+
+    recalls = {"i2t_R1": 1.0, "mR": 2.0}
+    payload = {"fine_share": 0.11, "shortlist_recall_i2t": 99.0, "shortlist_recall_t2i": 95.0, "bits": 128,
+               "coarse_metrics": recalls, "dual_metrics": recalls, "exhaustive_metrics": None,
+               "simhash": {"coarse_metrics": recalls, "shortlist_recall_i2t": 98.0, "shortlist_recall_t2i": 90.0},
+               "exhaustive_ssm": {"metrics": recalls, "all_pairs_seconds_estimate": 12.5, "sampled": True}}
+    flat = _flat_metrics(payload)
+    assert flat["simhash.coarse.mR"] == 2.0 and flat["dual.mR"] == 2.0 and flat["exhaustive_ssm_sampled.mR"] == 2.0
+    assert flat["shortlist_recall_t2i"] == 95.0 and flat["exhaustive_ssm_sampled.all_pairs_seconds_estimate"] == 12.5
+    assert not any("@" in name for name in flat) and "exhaustive.mR" not in flat

@@ -54,7 +54,7 @@ def sampled_exhaustive(score_pairs: Any, caption_image: np.ndarray, n_images: in
 
     ``score_pairs(image_index [M], text_index [M]) -> float32 [M]`` (``PairRescorer.score_pairs``).
     Each sampled image is scored against every caption, each sampled caption against every
-    image; ranks follow the protocol's tie rule. Returns the recalls on the sample
+    image (every pair once when both samples are whole); ranks follow the protocol's tie rule. Returns the recalls on the sample
     (``"sampled": True``), the queries and pairs scored, the seconds, and those seconds
     extrapolated to all ``N x C`` pairs.
     """
@@ -64,17 +64,19 @@ def sampled_exhaustive(score_pairs: Any, caption_image: np.ndarray, n_images: in
     images, captions = _sample(sample[0], n_images, rng), _sample(sample[1], n_captions, rng)
     start = time.perf_counter()
     rows = score_pairs(np.repeat(images, n_captions), np.tile(np.arange(n_captions), len(images)))  # [n_i * C]
-    cols = score_pairs(np.tile(np.arange(n_images), len(captions)), np.repeat(captions, n_images))  # [n_c * N]
+    every = len(images) == n_images and len(captions) == n_captions
+    cols = None if every else score_pairs(np.tile(np.arange(n_images), len(captions)), np.repeat(captions, n_images))
     seconds = time.perf_counter() - start
     i2t = np.zeros((n_images, n_captions))  # [N, C]; only the sampled rows are read
     i2t[images] = rows.reshape(len(images), n_captions)
-    t2i = np.zeros((n_images, n_captions))  # only the sampled columns are read
-    t2i[:, captions] = cols.reshape(len(captions), n_images).T
+    t2i = i2t if every else np.zeros((n_images, n_captions))  # only the sampled columns are read
+    if not every:
+        t2i[:, captions] = cols.reshape(len(captions), n_images).T
     image_ranks, caption_ranks = i2t_ranks(i2t, owner)[images], t2i_ranks(t2i, owner)[captions]
     metrics = {f"i2t_R{k}": recall_at_k(image_ranks, k) for k in (1, 5, 10)}
     metrics.update({f"t2i_R{k}": recall_at_k(caption_ranks, k) for k in (1, 5, 10)})
     metrics["mR"] = float(np.mean(list(metrics.values())))
-    pairs = int(rows.size + cols.size)
+    pairs = int(rows.size + (0 if cols is None else cols.size))
     return {"sampled": bool(len(images) < n_images or len(captions) < n_captions), "metrics": metrics,
             "image_queries": int(len(images)), "caption_queries": int(len(captions)), "pairs": pairs,
             "seconds": seconds, "all_pairs": n_images * n_captions,
