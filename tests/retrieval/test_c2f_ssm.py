@@ -114,11 +114,13 @@ def test_pair_rescorer_sends_batches_and_matches_one_call(cells_ssm):
 
 
 def test_k_is_at_least_min_candidates_each_way():
-    # synth_rsicd-like: 125 test images, 625 captions, candidate_share 0.064
+    # a small test set: 125 images, 625 captions, candidate_share 0.055
     options = CoarseToFineOptions.of(CoarseToFineParams())
-    assert options.shortlist(125) == 10  # ceil(0.064 x 125) = 8 -> 10: t2i R@10 reachable
-    assert options.shortlist(625) == 40  # the share rules where it gives more
+    assert options.shortlist(125) == 10  # ceil(0.055 x 125) = 7 -> 10: t2i R@10 reachable
+    assert options.caption_shortlist(125, 625) == 10  # an image query re-scores the same K captions
+    assert options.shortlist(1008) == 56  # the share rules where it gives more (synth_rsicd: 1,008 images)
     assert options.shortlist(6) == 6  # never more than the gallery
+    assert options.caption_shortlist(6, 30) == 30  # K covering every image: every caption too
     assert candidate_count(125, 70, 0.064) == 8  # without the minimum: the old K
     assert CoarseToFineParams().min_candidates == 10
 
@@ -151,7 +153,7 @@ def test_evaluation_of_an_ssm_model_reports_every_reference(cells_ssm):
     params = CoarseToFineParams(bits=16, candidate_share=0.1, exhaustive_sample=(10, 30))
     result = evaluate_coarse_to_fine(model, None, test, stub_loader(), 64, "cpu", params)
     assert result["codes"] == "learned" and result["bits"] == 16  # the model's own hash codes
-    assert result["candidates_t2i"] == 10 and result["candidates_i2t"] == 15  # max(10, ceil(4.8)), ceil(14.4)
+    assert result["candidates_t2i"] == 10 and result["candidates_i2t"] == 10  # max(10, ceil(4.8)), the same K each way
     for key in ("dual_metrics", "coarse_metrics", "exhaustive_metrics"):
         assert set(result[key]) >= {"i2t_R1", "t2i_R10", "mR"}
     assert result["simhash"]["bits"] == 16 and "mR" in result["simhash"]["coarse_metrics"]

@@ -245,7 +245,7 @@ class CoarseToFineParams:
     balance_weight: float = 0.01
     regulariser_reduction: Literal["sum", "mean"] = "sum"  # over the batch: sum as released; mean: rsitr option
     candidates: int = 70  # fine-scored candidates per query (CFITR's top 70 on RSICD's 1,093 test images: 6.4%)
-    candidate_share: float = 0.064  # > 0: each query re-scores this share of its gallery (rounded up); 0: candidates
+    candidate_share: float = 0.055  # > 0: each query re-scores this share of its gallery (rounded up); 0: candidates
     ppsr: bool = True
     ppsr_k: int = 10
     coarse_only: bool = False
