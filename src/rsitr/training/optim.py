@@ -6,7 +6,10 @@ temperature are exempt (as open_clip_train's ``exclude``). Schedules (``train.sc
 * ``cosine``: a linear warm-up to the base rate, then cosine decay to zero over all
   optimizer steps (open_clip_train; EBAKER: 200 warm-up steps then cosine);
 * ``step``: the base rate times ``gamma`` every ``step_epochs`` epochs (PE-RSITR's released
-  schedule: x 0.7 every 20 epochs), after the same linear warm-up when ``warmup_steps > 0``.
+  schedule: x 0.7 every 20 epochs), after the same linear warm-up when ``warmup_steps > 0``;
+* ``linear``: a linear warm-up over the first 10% of the optimizer steps, then linear decay to
+  zero (ViLT's and so CFITR's released schedule, ``warmup_steps: 0.1`` as a fraction there;
+  ``train.warmup_steps`` is not read).
 
 See docs/methods.md.
 """
@@ -59,6 +62,18 @@ def warmup_step(batches_per_epoch: int, warmup_steps: int, step_epochs: int, gam
     return factor
 
 
+def warmup_linear(total_steps: int, warmup_share: float = 0.1) -> Callable[[int], float]:
+    """LR multiplier: linear warm-up over ``warmup_share`` of the steps, then linear decay to 0 (ViLT)."""
+    warmup = max(1, round(warmup_share * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return factor
+
+
 def steps_per_epoch(items: int, global_batch: int) -> int:
     """Batches per epoch: the last incomplete batch is dropped when the set allows."""
     return max(1, items // global_batch if items > global_batch else 1)
@@ -67,6 +82,8 @@ def steps_per_epoch(items: int, global_batch: int) -> int:
 def build_scheduler(optimizer: torch.optim.Optimizer, train: TrainParams, batches_per_epoch: int):
     if train.schedule == "step":
         factor = warmup_step(batches_per_epoch, train.warmup_steps, train.step_epochs, train.gamma)
+    elif train.schedule == "linear":
+        factor = warmup_linear(max(1, train.epochs * batches_per_epoch))
     else:
         factor = warmup_cosine(max(1, train.epochs * batches_per_epoch), train.warmup_steps)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
