@@ -95,3 +95,18 @@ def test_options_validate_names_the_bad_value():
     with pytest.raises(ConfigError, match="micro_batch"):
         CfitrOptions(micro_batch=0).validate("variants.cfitr.options")
     CfitrOptions().validate("variants.cfitr.options")
+
+
+def test_contrastive_option_adds_infonce_and_the_release_has_none():
+    g = torch.Generator().manual_seed(2)
+    outputs = {**_outputs(), "image_features": torch.nn.functional.normalize(torch.randn(12, 8, generator=g), dim=1),
+               "text_features": torch.nn.functional.normalize(torch.randn(12, 8, generator=g), dim=1),
+               "logit_scale": torch.tensor(10.0)}
+    batch = {"image_ids": torch.arange(12)}
+    assert "infonce" not in CfitrLoss(_Variant())(outputs, batch)
+    terms = CfitrLoss(_Variant(contrastive_weight=0.5))(outputs, batch)
+    logits = 10.0 * outputs["image_features"] @ outputs["text_features"].T
+    targets = torch.arange(12)
+    expected = 0.25 * (torch.nn.functional.cross_entropy(logits, targets)
+                       + torch.nn.functional.cross_entropy(logits.T, targets))
+    assert float(terms["infonce"]) == pytest.approx(float(expected), rel=1e-5)

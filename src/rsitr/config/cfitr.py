@@ -46,13 +46,16 @@ class CfitrOptions:
     micro_batch: int = 8  # release: batch 256 = 32 accumulated micro-batches of 8; hash terms per micro-batch
     quantization_target: Literal["sign", "zero"] = "sign"  # "sign": ||sign(h) - h||^2 (intended); "zero": B = 0 quirk
     hash_weight: float = 1.0  # release: the hash loss summed with weight 1
+    # rsitr option: symmetric InfoNCE on the dual stream's globals (the release has none: compute_irtr_be
+    # only builds features), so the dual cosine and the hash codes' inputs are trained directly
+    contrastive_weight: float = 0.0  # release: 0
     pair_chunk: int = 512  # pairs per SSM forward at evaluation (memory/speed only; no effect on scores)
 
     def validate(self, path: str) -> None:
         _at_least(self, path, 1, "fusion_layers", "fusion_width", "fusion_heads", "hash_hidden", "micro_batch",
                   "pair_chunk")
         _at_least(self, path, 0, "negatives", "image_token_grid", "margin", "quantization_weight", "balance_weight",
-                  "hash_weight", "rank_weight")
+                  "hash_weight", "rank_weight", "contrastive_weight")
         if self.fusion_width % self.fusion_heads:
             raise ConfigError(f"{path}.fusion_width ({self.fusion_width}) must be a multiple of fusion_heads "
                               f"({self.fusion_heads})")

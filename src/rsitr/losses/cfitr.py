@@ -7,7 +7,8 @@
 of each image's scores over its caption and ``k`` (15) negatives, no margin, averaged over
 images. The hash terms are per micro-batch of ``micro_batch`` (8) and averaged over them,
 as the release's accumulated micro-batches. The dual stream has no contrastive loss of its
-own (``compute_irtr_be`` only builds features), as released. Terms are returned by name,
+own (``compute_irtr_be`` only builds features), as released; ``contrastive_weight`` > 0 adds
+CLIP's symmetric InfoNCE on the globals (rsitr option, term ``infonce``). Terms are returned by name,
 weights applied; the trainer sums them.
 """
 
@@ -20,6 +21,7 @@ from torch import nn
 from rsitr.config import method_options
 from rsitr.config.cfitr import CfitrOptions
 from rsitr.losses.hashing import micro_batched_hash_loss
+from rsitr.losses.infonce import symmetric_infonce
 
 REQUIRED_OUTPUTS = ("rank_logits", "image_codes", "text_codes")
 
@@ -49,4 +51,7 @@ class CfitrLoss(nn.Module):
         )
         terms = {"rank": o.rank_weight * rank_loss(outputs["rank_logits"])}
         terms.update({name: o.hash_weight * value for name, value in hash_terms.items()})
+        if o.contrastive_weight > 0:  # rsitr option (not released): InfoNCE on the dual stream's globals
+            terms["infonce"] = o.contrastive_weight * symmetric_infonce(
+                outputs["image_features"], outputs["text_features"], outputs["logit_scale"], batch.get("image_ids"))
         return terms
