@@ -196,8 +196,9 @@ class CfitrModel(RetrievalModel):
             texts = text_index[start: start + self.options.pair_chunk]
             real = text_embeddings["mask"][texts].bool()  # [m, L]
             length = int(real.sum(dim=1).max().item())  # real positions are a prefix
+            text_tokens = text_embeddings["tokens"][:, :length][texts]  # [m, length, D]: gathers real columns only
             parts.append(self.fusion(
-                text_embeddings["tokens"][texts, :length].to(device), real[:, :length].to(device),
+                text_tokens.to(device), real[:, :length].to(device),
                 image_embeddings["tokens"][images].to(device),
             ).float().cpu())
         return torch.cat(parts) if parts else torch.zeros(0)
