@@ -163,3 +163,17 @@ def test_training_steps_lower_the_loss():
         history.append({k: float(v.detach()) for k, v in {"loss": loss, **terms}.items()})
     assert history[-1]["loss"] < 0.8 * history[0]["loss"]
     assert history[-1]["rank"] < history[0]["rank"]
+
+
+def test_loads_a_dual_encoder_checkpoint_keeping_fresh_heads():
+    model = _model()
+    donor = _model()
+    with torch.no_grad():
+        for parameter in donor.clip.parameters():
+            parameter.add_(0.01)
+    fusion_before = model.fusion.rank_head.weight.clone()
+    model.load_saved_state_dict({f"clip.{k}": v for k, v in donor.clip.state_dict().items()})
+    assert torch.equal(model.clip.visual.conv1.weight, donor.clip.visual.conv1.weight)
+    assert torch.equal(model.fusion.rank_head.weight, fusion_before)
+    with pytest.raises(Exception, match="keys"):
+        model.load_saved_state_dict({"clip.not_a_key": torch.zeros(1)})

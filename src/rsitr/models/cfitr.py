@@ -55,7 +55,7 @@ from torch import nn
 
 from rsitr.config import RsitrParams, VariantParams, method_options
 from rsitr.config.cfitr import CfitrOptions
-from rsitr.errors import ConfigError
+from rsitr.errors import ConfigError, ModelError
 from rsitr.models.factory import ClipBundle
 from rsitr.models.fusion import FusionEncoder
 from rsitr.models.hash_heads import HashHead
@@ -204,6 +204,22 @@ class CfitrModel(RetrievalModel):
         return torch.cat(parts) if parts else torch.zeros(0)
 
     # ------------------------------------------------------------------ bookkeeping
+    def load_saved_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """A CFITR checkpoint, or a dual encoder's (``train.init_from`` a finetune ``best.pt``).
+
+        A dual encoder's checkpoint lacks exactly the hash heads and the fusion encoder: they
+        keep their fresh initialisation. Any other missing or unexpected key is an error.
+        """
+        own = ("image_hash.", "text_hash.", "fusion.")
+        if any(key.startswith(own) for key in state):
+            super().load_saved_state_dict(state)
+            return
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        wrong = [key for key in missing if not key.startswith(own)] + list(unexpected)
+        if wrong:
+            raise ModelError(f"checkpoint does not fit variant {self.variant.name}: keys {wrong[:5]} "
+                             "(expected a cfitr checkpoint or a dual encoder of the same architecture)")
+
     def components(self) -> dict[str, nn.Module]:
         parts = super().components()
         parts.update({"hash_heads": nn.ModuleList([self.image_hash, self.text_hash]), "fusion": self.fusion})
