@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rsitr.app.steps.c2f import _no_fitting, variant_coder
+from rsitr.app.steps.c2f import _no_fitting, code_kind, variant_coder
 from rsitr.config import load_params
 from rsitr.retrieval.codes import HeadCoder, ModelHashCoder, SignCoder, SimHashCoder
 
@@ -18,6 +18,7 @@ def _params(tmp_path: Path, *overrides: str):
 
 @pytest.mark.parametrize(("codes", "own_hash", "expected"), [
     ("learned", True, "model"), ("simhash", False, "simhash"), ("sign", True, "sign"),
+    ("auto", True, "model"), ("auto", False, "simhash"),
 ])
 def test_nothing_is_fitted_and_the_record_says_why(tmp_path, codes, own_hash, expected):
     params = _params(tmp_path, f"c2f.codes={codes}")
@@ -33,7 +34,14 @@ def test_nothing_is_fitted_and_the_record_says_why(tmp_path, codes, own_hash, ex
 
 
 def test_learned_codes_without_own_hash_are_fitted(tmp_path):
-    assert _no_fitting(_params(tmp_path), "finetune", tmp_path / "best.pt", own_hash=False) is None
+    assert _no_fitting(_params(tmp_path, "c2f.codes=learned"), "finetune", tmp_path / "best.pt", own_hash=False) is None
+
+
+def test_auto_codes_are_the_models_own_else_simhash(tmp_path):
+    params = _params(tmp_path)
+    assert params.c2f.codes == "auto"
+    assert code_kind(params, own_hash=True) == "learned" and code_kind(params, own_hash=False) == "simhash"
+    assert isinstance(variant_coder(params, "finetune", tmp_path, False), SimHashCoder)
 
 
 def test_the_coder_follows_c2f_codes(tmp_path):
@@ -46,7 +54,7 @@ def test_the_coder_follows_c2f_codes(tmp_path):
 def test_an_unknown_code_kind_is_one_clear_error(tmp_path):
     from rsitr.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"c2f\.codes: unknown code kind .pca.; valid code kinds: learned, sign, simhash"):
+    with pytest.raises(ConfigError, match=r"c2f\.codes: unknown code kind .pca.; valid code kinds: auto, learned, sign, simhash"):
         _params(tmp_path, "c2f.codes=pca")
 
 

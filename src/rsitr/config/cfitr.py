@@ -1,6 +1,6 @@
 """CFITR options (``variants.<name>.options`` of a ``method: cfitr`` variant).
 
-CFITR (Zhou, Wu, Deng, IEEE GRSL 2024; seed 003; ``docs/methods.md``, CFITR): a dual
+CFITR (Zhou, Wu, Deng, IEEE GRSL 2024; ``docs/methods.md``, CFITR): a dual
 encoder with one hash head per modality (the coarse stage) and a single-stream fusion
 encoder with a rank head (the fine stage), trained jointly. Defaults are the released code
 (ZhWenQian/CFITR, ViLT-based) except the fusion encoder's sizes, chosen for CPU cost (the

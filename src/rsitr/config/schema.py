@@ -151,7 +151,8 @@ class TrainParams:
     warmup_steps: int = 20
     grad_clip: float = 1.0
     accumulation_steps: int = 1  # must stay 1: see validate()
-    schedule: Literal["cosine", "step"] = "cosine"  # warm-up then cosine (open_clip) | x gamma every step_epochs
+    schedule: Literal["cosine", "step", "linear"] = "cosine"  # warm-up then cosine (open_clip) | x gamma every
+    # step_epochs (PE-RSITR) | 10% warm-up then linear decay (ViLT / CFITR's release; warmup_steps ignored)
     step_epochs: int = 20  # schedule "step": PE-RSITR's released StepLR (lr x 0.7 every 20 epochs)
     gamma: float = 0.7
     amp: bool = True  # bf16 autocast on CUDA; fp32 on CPU regardless
@@ -227,7 +228,7 @@ class ReportParams:
             raise ConfigError(f"{path}.confidence: expected a level in (0, 1), e.g. 0.95, got {self.confidence}")
 
 
-C2F_CODES = ("learned", "simhash", "sign")
+C2F_CODES = ("auto", "learned", "simhash", "sign")
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,8 @@ class CoarseToFineParams:
     ppsr_k: int = 10
     coarse_only: bool = False
     min_candidates: int = 10  # K per direction is at least this (R@10 reachable), capped by the gallery
-    codes: str = "learned"  # learned (hash heads: the model's own, else fitted) | simhash | sign (bits = dim)
+    codes: str = "auto"  # auto: the model's own hash codes (CFITR), else simhash | learned: own, else fitted heads
+    # | simhash (seeded random hyperplanes over the global embeddings) | sign (of the embedding; bits = dim)
     simhash_seed: int = 0  # the random hyperplanes of simhash codes (and of the SimHash baseline reported)
     exhaustive_sample: tuple[int, int] = (50, 250)  # (image, caption) queries of the sampled exhaustive SSM; 0 = all
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from rsitr.config import method_options
 from rsitr.config.cfitr import CfitrOptions
+from rsitr.losses.base import TrainerLoss
 from rsitr.losses.hashing import micro_batched_hash_loss
 from rsitr.losses.infonce import symmetric_infonce
 
@@ -32,7 +32,7 @@ def rank_loss(rank_logits: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(rank_logits.float(), targets)
 
 
-class CfitrLoss(nn.Module):
+class CfitrLoss(TrainerLoss):
     """Loss contract: ``CfitrModel.forward`` outputs in, named weighted scalar terms out."""
 
     def __init__(self, variant: object | None = None):

@@ -1,7 +1,7 @@
 """CFITR on open_clip: dual-stream hashing module + single-stream re-scoring module.
 
 CFITR (Zhou, Wu, Deng, "Toward Efficient and Accurate Remote Sensing Image-Text Retrieval
-with a Coarse-to-Fine Approach", IEEE GRSL 2024; seed 003) is released on ViLT
+with a Coarse-to-Fine Approach", IEEE GRSL 2024) is released on ViLT
 (ZhWenQian/CFITR): ONE 12-block ViT whose first 6 blocks run on each modality alone (the
 dual stream: pooled features -> hash heads -> Hamming shortlist) and whose last 6 blocks run
 on the concatenation [text tokens ; image tokens] (the single stream: CLS -> pooler -> rank

@@ -1,7 +1,7 @@
 """Twin accuracy: can a model tell apart two images that differ in one fine-grained attribute?
 
 Motivation. EBAKER (Ji et al., "Eliminate Before Align: A Remote Sensing Image-Text
-Retrieval Framework with Keyword Explicit Reasoning", ACM MM 2024; ``docs/methods.md``, seed 004)
+Retrieval Framework with Keyword Explicit Reasoning", ACM MM 2024; ``docs/methods.md``)
 argues that remote-sensing captions differ mostly in a few keywords (object counts, colours,
 spatial relations) and adds Keyword Explicit Reasoning (KER) so the model attends to them.
 Recall@K hardly measures this: a model that confuses two scenes differing in one keyword
