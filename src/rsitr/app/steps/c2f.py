@@ -211,8 +211,10 @@ def _log_summary(variant: str, test_set: str, language: str, payload: dict[str, 
     simhash = (payload.get("simhash") or {}).get("coarse_metrics") or {}
     coarse = payload["coarse_metrics"]["mR"]
     verdict = "beat" if coarse > simhash.get("mR", float("inf")) else "do NOT beat"
+    versus = (f"{payload['codes']} codes ({payload['bits']} bits) {verdict} SimHash (coarse mR "
+              f"{simhash.get('mR', float('nan')):.2f})" if payload["codes"] != "simhash" else
+              f"SimHash codes ({payload['bits']} bits)")
     logger.info(f"{variant} + c2f on {test_set} [{language}]: mR {payload['mR']:.2f} (fine: {payload['fine_stage']}; "
                 f"coarse {coarse:.2f}, exhaustive {exhaustive.get('mR', float('nan')):.2f}); shortlist recall "
                 f"i2t {payload['shortlist_recall_i2t']:.1f}% t2i {payload['shortlist_recall_t2i']:.1f}%, "
-                f"fine_share {payload['fine_share']:.4f}; {payload['codes']} codes ({payload['bits']} bits) "
-                f"{verdict} SimHash (coarse mR {simhash.get('mR', float('nan')):.2f})")
+                f"fine_share {payload['fine_share']:.4f}; {versus}")
