@@ -254,7 +254,7 @@ class CoarseToFineParams:
     codes: str = "auto"  # auto: the model's own hash codes (CFITR), else simhash | learned: own, else fitted heads
     # | simhash (seeded random hyperplanes over the global embeddings) | sign (of the embedding; bits = dim)
     simhash_seed: int = 0  # the random hyperplanes of simhash codes (and of the SimHash baseline reported)
-    exhaustive_sample: tuple[int, int] = (50, 250)  # (image, caption) queries of the sampled exhaustive SSM; 0 = all
+    exhaustive_sample: tuple[int, int] = (20, 100)  # (image, caption) queries of the sampled exhaustive SSM; 0 = all
 
     def validate(self, path: str) -> None:
         at_least(self, path, 1, "bits", "hidden", "epochs", "batch_size", "candidates", "ppsr_k", "min_candidates")
