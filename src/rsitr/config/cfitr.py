@@ -13,14 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from rsitr.config.schema import at_least
 from rsitr.errors import ConfigError
-
-
-def _at_least(options: object, path: str, minimum: float, *names: str) -> None:
-    for name in names:
-        value = getattr(options, name)
-        if value < minimum:
-            raise ConfigError(f"{path}.{name} must be >= {minimum}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -52,9 +46,9 @@ class CfitrOptions:
     pair_chunk: int = 512  # pairs per SSM forward at evaluation (memory/speed only; no effect on scores)
 
     def validate(self, path: str) -> None:
-        _at_least(self, path, 1, "fusion_layers", "fusion_width", "fusion_heads", "hash_hidden", "micro_batch",
+        at_least(self, path, 1, "fusion_layers", "fusion_width", "fusion_heads", "hash_hidden", "micro_batch",
                   "pair_chunk")
-        _at_least(self, path, 0, "negatives", "image_token_grid", "margin", "quantization_weight", "balance_weight",
+        at_least(self, path, 0, "negatives", "image_token_grid", "margin", "quantization_weight", "balance_weight",
                   "hash_weight", "rank_weight", "contrastive_weight")
         if self.fusion_width % self.fusion_heads:
             raise ConfigError(f"{path}.fusion_width ({self.fusion_width}) must be a multiple of fusion_heads "

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rsitr.atomic import atomic_path
+from rsitr.models.hash_heads import HashHead
 from rsitr.errors import ModelError
 from rsitr.retrieval.binary_codes import pack_codes
 
@@ -50,23 +51,6 @@ __all__ = [
 
 FORMAT = "rsitr-hash-heads-v1"
 HASH_HEADS_FILE = "hash_heads.pt"
-
-
-class HashHead(nn.Module):
-    """Linear -> BatchNorm1d -> ReLU -> Linear(bits) -> tanh: ``[B, D] -> [B, bits]``."""
-
-    def __init__(self, in_dim: int, hidden: int, bits: int):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(in_dim, hidden),
-            nn.BatchNorm1d(hidden),
-            nn.ReLU(inplace=True),
-            nn.Linear(hidden, bits),
-            nn.Tanh(),
-        )
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.net(features)  # [B, bits] in (-1, 1)
 
 
 class HashHeads(nn.Module):
