@@ -72,7 +72,7 @@ def test_summary_curves_print_each_variants_val_mR_per_epoch(small_toy_benchmark
 
     from toy_data import toy_params_dict
     from rsitr import cli
-    from rsitr.app.training import run_train
+    from rsitr.app.steps.training import run_train
     from rsitr.config import params_from_dict
 
     raw = toy_params_dict(small_toy_benchmark, epochs=2)

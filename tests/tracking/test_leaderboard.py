@@ -185,7 +185,7 @@ def test_markdown_tables_are_rendered_by_pandas(trained_toy: Path) -> None:
 def test_markdown_lists_each_variants_validation_curve(trained_toy: Path) -> None:
     import json
 
-    from rsitr.app.paths import ProjectPaths
+    from rsitr.app.core.paths import ProjectPaths
 
     params = load_params(trained_toy)
     markdown = run_leaderboard(params).markdown.read_text()

@@ -180,7 +180,7 @@ def _same_except_timing(a: dict, b: dict) -> bool:
 
 
 def test_optimizer_steps_are_epochs_times_steps_per_epoch_and_a_childs_own(small_toy_benchmark, tmp_path):
-    from rsitr.app.training import run_train
+    from rsitr.app.steps.training import run_train
     from rsitr.training.optim import steps_per_epoch
 
     raw = toy_params_dict(small_toy_benchmark, epochs=2)

@@ -123,7 +123,7 @@ def publish(params: RsitrParams, variant: str, result: TrainResult, record: RunR
     """Make a finished training what evaluation and registration read: ``best.pt``, then ``run.json``.
 
     Each is replaced atomically; readers check that the two name the same run
-    (``rsitr.app.runs.published_checkpoint``), so an interruption between them is detected.
+    (``rsitr.app.core.runs.published_checkpoint``), so an interruption between them is detected.
     """
     paths = ProjectPaths.of(params)
     staging = paths.staging_dir(variant)
