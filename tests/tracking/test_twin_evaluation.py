@@ -78,7 +78,7 @@ def twin_toy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def test_evaluation_writes_and_logs_twin_accuracy(twin_toy, monkeypatch) -> None:
-    from rsitr.app.core.step_records import evaluation
+    from rsitr.app.steps import evaluation
 
     tracker = RecordingTracker()
     monkeypatch.setattr(evaluation, "variant_tracker", lambda params, variant: tracker)
