@@ -100,7 +100,7 @@ def toy_params_dict(root: Path, *, arch: str = TEST_ARCH, **train: object) -> di
         "paths": {"data": str(root), "models": str(root / "models"), "metrics": str(root / "metrics"),
                   "reports": str(root / "reports")},
         "datasets": [{"name": "toy", "format": "precomp", "root": str(root)}],
-        "train": {"epochs": 2, "batch_size": 16, "lr": 1.0e-3, "warmup_steps": 2, **train},
+        "train": {"epochs": 2, "batch_size": 16, "budget": 1.0, "lr": 1.0e-3, "warmup_share": 0.2, **train},
         "eval": {"languages": ["en"]},  # the toy captions are English only
         "pretrain": {"enabled": False},
         "tracking": {"uri": f"sqlite:///{root}/mlflow.db"},

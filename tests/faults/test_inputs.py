@@ -25,7 +25,7 @@ def test_scientific_notation_is_a_number() -> None:
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ("train.warmup_steps=-10", "train.warmup_steps: expected a value >= 0"),
+    ("train.warmup_share=-0.1", "train.warmup_share: expected a value >= 0"),
     ("train.device=tpu", "train.device: 'tpu' is not a device"),
     ("variants.petl.options.weights.cross=-1", "weights.cross: expected a value >= 0"),
     ("variants.ebaker.options.mlm_weight=-0.5", "mlm_weight: expected a value >= 0"),

@@ -42,7 +42,7 @@ def _start_and_stop_after_epoch(params_path: Path, stop: signal.Signals, *extra:
         lines.append(line)
         if line.startswith("holding after epoch 2 step 1"):
             break
-    assert any("epoch 1/" in line and "val mR" in line for line in lines), "".join(lines)[-2000:]
+    assert any("pass 1/" in line and "val mR" in line for line in lines), "".join(lines)[-2000:]
     process.send_signal(stop)
     process.communicate(timeout=120)
     return process
@@ -88,12 +88,12 @@ def test_nan_advice_names_only_what_exists_and_resume_lr_works(project: Path, mo
         _poison_after(patch, 0)
         with pytest.raises(TrainingDiverged) as first:
             fit(params, "finetune", progress=False)
-    assert "no epoch finished" in str(first.value) and "last.pt" not in str(first.value)
+    assert "no data pass finished" in str(first.value) and "last.pt" not in str(first.value)
     with monkeypatch.context() as patch:
         _poison_after(patch, 7)  # epoch 1 (7 steps: 24 train images x 5 captions, batch 16) is fine
         with pytest.raises(TrainingDiverged) as second:
             fit(params, "finetune", progress=False)
-    assert "--resume --resume-lr" in str(second.value) and "epoch (1)" in str(second.value)
+    assert "--resume --resume-lr" in str(second.value) and "pass (1)" in str(second.value)
     result = fit(params, "finetune", progress=False, resume=True, resume_lr=1e-5)
     state = load_checkpoint(result.checkpoint.replace("best.pt", "last.pt"))
     assert state["epoch"] == 2

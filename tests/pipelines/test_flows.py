@@ -74,7 +74,7 @@ def test_benchmark_flow_end_to_end(flows, prefect_api, toy_project: Path, tmp_pa
     assert str(client.get_model_version_by_alias("rsitr-zeroshot", "challenger").version) == "1"
     flow_run_id = client.get_run(result["variants"]["finetune"]["train"]["run_id"]).data.tags["prefect.flow_run_id"]
     messages, artifacts = _prefect_view(flow_run_id)
-    assert any(m.startswith("finetune epoch 1/1: loss") for m in messages)  # rsitr.training.trainer's log line
+    assert any(m.startswith("finetune pass 1/1 (paper epoch 1.00 of 1): loss") for m in messages)  # rsitr.training.trainer's log line
     assert "**finetune**" in artifacts["rsitr-leaderboard"]  # the leaderboard, as a markdown artifact
     assert result["variants"]["finetune"]["train"]["run_id"] in artifacts["rsitr-mlflow-runs"]
     experiment_id = client.get_experiment_by_name(params.tracking.experiment).experiment_id

@@ -85,10 +85,10 @@ def test_summary_curves_print_each_variants_val_mR_per_epoch(small_toy_benchmark
     capsys.readouterr()
     assert cli.main(["summary", "--params", str(tmp_path / "params.yaml"), "--curves"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert any(line.startswith("Validation curves (val mR per epoch") for line in lines)
+    assert any(line.startswith("Validation curves (val mR after each data pass") for line in lines)
     stored = json.loads((tmp_path / "models" / "finetune" / "train.json").read_text())
     best = stored["best_epoch"]
-    expected = "  ".join(f"{p['epoch']}: {p['val_mR']:.2f}{'*' if p['epoch'] == best else ''}"
+    expected = "  ".join(f"{p['paper_epoch']:.2f}: {p['val_mR']:.2f}{'*' if p['epoch'] == best else ''}"
                          for p in stored["val_curve"])
     finetune = next(line for line in lines if line.startswith("  finetune "))
     assert finetune.split(None, 1)[1] == f"{expected}  (6 optimizer steps)"

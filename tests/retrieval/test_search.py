@@ -180,7 +180,7 @@ def _write_quadrant_dataset(root):
     (root / "params.yaml").write_text(
         f"paths: {{data: {root}, models: {root}/models, metrics: {root}/metrics, reports: {root}/reports}}\n"
         f"datasets:\n  - {{name: quad, format: precomp, root: {root}}}\n"
-        "train: {epochs: 10, batch_size: 32, lr: 1.0e-3, warmup_steps: 5, device: cpu}\n"
+        "train: {epochs: 10, batch_size: 32, budget: 1.0, lr: 1.0e-3, warmup_share: 0.2, device: cpu}\n"
         f"tracking: {{uri: 'sqlite:///{root}/mlflow.db'}}\n"
         "c2f: {bits: 64, hidden: 128, epochs: 30, candidates: 12, batch_size: 32}\n"
         "variants:\n  finetune: {method: finetune}\n"

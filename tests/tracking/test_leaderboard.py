@@ -61,7 +61,7 @@ def test_leaderboard_lists_every_variant_and_separates_reported_rows(trained_toy
     from mlflow.tracking import MlflowClient
 
     logged = MlflowClient(tracking_uri=params.tracking.uri).get_run(finetune["run_id"]).data.metrics
-    assert finetune["optimizer_steps"] == params.variant("finetune").train.epochs * logged["steps_per_epoch"] > 0
+    assert finetune["optimizer_steps"] == logged["total_steps"] == params.variant("finetune").train.epochs * logged["steps_per_pass"] > 0
     assert measured[measured["model"] == "zeroshot"].iloc[0]["optimizer_steps"] == 0
     assert table[table["label"] == REPORTED]["optimizer_steps"].isna().all()
     header = next(line for line in markdown.splitlines() if line.startswith("| label ") and "train time" in line)
@@ -193,7 +193,7 @@ def test_markdown_lists_each_variants_validation_curve(trained_toy: Path) -> Non
     lines = section.split("```text\n")[1].split("```")[0].splitlines()
     stored = json.loads(ProjectPaths.of(params).train_summary("finetune").read_text())  # 1 epoch
     finetune = next(line for line in lines if line.startswith("finetune  run "))
-    assert finetune.endswith(f"1: {stored['final']['val_mR']:.2f}*  ({stored['optimizer_steps']:,} optimizer steps)")
+    assert finetune.endswith(f"1.00: {stored['final']['val_mR']:.2f}*  ({stored['optimizer_steps']:,} optimizer steps)")
     assert next(line for line in lines if line.startswith("zeroshot  run ")).endswith("evaluation only: no training")
 
     fake = FakeRuns(trained_toy, "leaderboard-curves")  # 3 epochs, epoch 2 re-logged after a resume
@@ -202,5 +202,5 @@ def test_markdown_lists_each_variants_validation_curve(trained_toy: Path) -> Non
     for epoch, value, at in ((1, 40.0, 1), (2, 41.0, 2), (2, 45.5, 3), (3, 44.0, 4)):
         fake.client.log_metric(run, "val_mR", value, timestamp=at, step=epoch)
     markdown = run_leaderboard(fake.params).markdown.read_text()
-    assert f"petl  run {run[:8]}  1: 40.00  2: 45.50*  3: 44.00  (3,000 optimizer steps)" in markdown
+    assert f"petl  run {run[:8]}  1.00: 40.00  2.00: 45.50*  3.00: 44.00  (3,000 optimizer steps)" in markdown
     assert "petl + c2f  run" not in markdown  # a c2f row is its variant's run: listed once

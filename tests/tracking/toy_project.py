@@ -51,7 +51,8 @@ def write_params(root: Path, *, epochs: int = 1, arch: str = "rsitr-tiny") -> Pa
         "model": {"arch": arch},
         "paths": {k: str(root / k) for k in ("data", "models", "metrics", "reports")},
         "datasets": [{"name": "toy", "format": "precomp", "root": str(root / "data")}],
-        "train": {"epochs": epochs, "batch_size": 32, "lr": 1.0e-3, "warmup_steps": 5, "device": "cpu"},
+        "train": {"epochs": epochs, "batch_size": 32, "budget": 1.0, "lr": 1.0e-3, "warmup_share": 0.2,
+                  "device": "cpu"},
         "eval": {"batch_size": 128, "languages": ["en"]},
         "pretrain": {"enabled": False},  # the toy project trains from the architecture's random weights
         "tracking": {"uri": f"sqlite:///{root / 'mlflow.db'}", "experiment": EXPERIMENT},

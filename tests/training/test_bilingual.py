@@ -76,7 +76,7 @@ def test_training_can_start_from_another_variants_checkpoint(small_toy_benchmark
     summary = run_train(params_from_dict(raw), "finetune", track=False, progress=False)  # trains and publishes
     published = str(ProjectPaths.of(params_from_dict(raw)).best_checkpoint("finetune"))
     raw["variants"]["second"] = {"method": "finetune", "train": {"init_from_variant": "finetune", "lr": 1e-12,
-                                                               "warmup_steps": 1000}}
+                                                               "warmup_share": 0.99}}
     params = params_from_dict(raw)
     assert with_parent_checkpoint(params, "second").variant("second").train.init_from == published
     before = train_fingerprint(params, "second")

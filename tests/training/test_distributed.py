@@ -31,7 +31,7 @@ def test_shards_concatenate_to_the_global_batches():
 def _write_params(tmp_path: Path, name: str, variant_entry: dict, batch_size: int, data: Path) -> Path:
     # SGD: the update is linear in the gradient (Adam's first step divides by |g| and turns
     # float-order noise in near-zero gradients into full-size steps)
-    raw = toy_params_dict(data, epochs=1, batch_size=batch_size, warmup_steps=1, lr=0.5, grad_clip=0.0,
+    raw = toy_params_dict(data, epochs=1, batch_size=batch_size, warmup_share=0.0, lr=0.5, grad_clip=0.0,
                           optimizer="sgd")
     raw["variants"]["under_test"] = variant_entry
     raw["paths"]["models"] = str(tmp_path / name / "models")

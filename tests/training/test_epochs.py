@@ -59,7 +59,7 @@ def test_train_pairs_metric_is_the_number_of_training_captions(bilingual_toy, tm
     assert captions == 20 * (5 * ("en" in languages) + 2 * ("ar" in languages))
     assert tracker.metrics["train_pairs"] == captions
     assert tracker.metrics["train_images"] == 20
-    assert tracker.metrics["steps_per_epoch"] == captions // 8
+    assert tracker.metrics["steps_per_pass"] == captions // 8
 
 
 def _two_datasets_with_planted_duplicates(root: Path) -> pd.DataFrame:

@@ -19,13 +19,14 @@ from rsitr.models.trained import load_checkpoint
 from rsitr.app.steps.training import fit
 from rsitr.training.trainer import TrainingDiverged
 from rsitr.training.optim import build_scheduler
+from rsitr.training.schedule import TrainSchedule
 
 
 def test_step_schedule_is_pe_rsitr_released_steplr():
-    raw = toy_params_dict(Path("/unused"), epochs=45, schedule="step", step_epochs=20, gamma=0.7, warmup_steps=0)
+    raw = toy_params_dict(Path("/unused"), epochs=45, schedule="step", step_epochs=20, gamma=0.7, warmup_share=0.0)
     train = params_from_dict(raw).train
     optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=2e-4)
-    scheduler = build_scheduler(optimizer, train, batches_per_epoch=3)
+    scheduler = build_scheduler(optimizer, train, TrainSchedule.of(train.epochs, 1.0, steps_per_pass=3))
     rates = []
     for _ in range(45 * 3):
         rates.append(optimizer.param_groups[0]["lr"])
@@ -111,7 +112,7 @@ def test_nan_loss_stops_with_clear_message_and_keeps_last_checkpoint(small_toy_b
 
     monkeypatch.setattr(infonce, "symmetric_infonce", poisoned)
     with pytest.raises(TrainingDiverged,
-                       match=r"loss became nan at epoch 2, step 1 .*last good epoch \(1\).*--resume --resume-lr"):
+                       match=r"loss became nan at data pass 2, step 1 .*last good pass \(1\).*--resume --resume-lr"):
         fit(params, "finetune", progress=False)
     assert load_checkpoint(tmp_path / "models" / "finetune" / "staging" / "last.pt")["epoch"] == 1
 
@@ -152,7 +153,7 @@ def test_sigkill_during_epoch_2_then_resume_matches_uninterrupted_run(small_toy_
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=60)
             assert process.returncode == -signal.SIGKILL, "".join(output)[-2000:]
-            assert any("epoch 1/3:" in line and "val mR" in line for line in output), "".join(output)[-2000:]
+            assert any("pass 1/3 (" in line and "val mR" in line for line in output), "".join(output)[-2000:]
             assert load_checkpoint(tmp_path / "killed" / "models" / "finetune" / "staging" / "last.pt")["epoch"] == 1
             # a fresh process, as the other two: bit-identical weights need the same process state in each run
             resumed_run = subprocess.run(_train_command(killed_params, "--resume"), capture_output=True, text=True,

@@ -182,6 +182,9 @@ def _build_variants(raw: Any, raw_train: Mapping[str, Any], raw_eval: Mapping[st
         except ConfigError as exc:
             raise ConfigError(f"{path}.method: {exc}") from None
         train = build_dataclass(TrainParams, _merge(raw_train, entry.get("train") or {}), f"{path}.train")
+        if train.budget != build_dataclass(TrainParams, raw_train, "train").budget:
+            raise ConfigError(f"{path}.train.budget: the budget factor is one for every variant (so their optimizer "
+                              "steps keep the papers' ratio); set train.budget instead")
         evaluation = build_dataclass(EvalParams, _merge(raw_eval, entry.get("eval") or {}), f"{path}.eval")
         options = build_dataclass(spec.options, entry.get("options"), f"{path}.options")
         run = entry.get("benchmark", "default")

@@ -143,17 +143,22 @@ class AugmentParams:
 
 @dataclass(frozen=True)
 class TrainParams:
-    epochs: int = 2
-    batch_size: int = 64
+    # A variant's schedule is its paper's, in paper epochs at the paper's batch size; ``budget`` (one
+    # factor for every variant, never per variant) scales every epoch-denominated quantity, so the
+    # ratio of optimizer steps between methods is the papers' (rsitr.training.schedule, docs/schedules.md).
+    epochs: int = 7  # CLIP fine-tune as EBAKER's baseline: 7 epochs at batch 100
+    batch_size: int = 100
+    budget: float = 0.08  # data passes per paper epoch: 1 = the papers' length
     optimizer: Literal["adam", "adamw", "sgd"] = "adamw"
     lr: float = 5.0e-4
     weight_decay: float = 0.1
-    warmup_steps: int = 20
+    warmup_share: float = 0.015  # linear warm-up, a share of the run's optimizer steps (EBAKER's 200 of its
+    # 13,080 released steps; CFITR / ViLT 0.1; PE-RSITR none)
     grad_clip: float = 1.0
     accumulation_steps: int = 1  # must stay 1: see validate()
     schedule: Literal["cosine", "step", "linear"] = "cosine"  # warm-up then cosine (open_clip) | x gamma every
-    # step_epochs (PE-RSITR) | 10% warm-up then linear decay (ViLT / CFITR's release; warmup_steps ignored)
-    step_epochs: int = 20  # schedule "step": PE-RSITR's released StepLR (lr x 0.7 every 20 epochs)
+    # step_epochs (PE-RSITR) | warm-up then linear decay (ViLT / CFITR's release: warmup_share 0.1)
+    step_epochs: int = 20  # schedule "step": PE-RSITR's released StepLR (lr x 0.7 every 20 scaled epochs)
     gamma: float = 0.7
     amp: bool = True  # bf16 autocast on CUDA; fp32 on CPU regardless
     device: str = "auto"
@@ -168,7 +173,12 @@ class TrainParams:
 
     def validate(self, path: str) -> None:
         at_least(self, path, 1, "epochs", "batch_size", "accumulation_steps", "log_every", "step_epochs")
-        at_least(self, path, 0, "weight_decay", "warmup_steps", "grad_clip", "num_workers")
+        at_least(self, path, 0, "weight_decay", "warmup_share", "grad_clip", "num_workers")
+        if not 0.0 < self.budget <= 1000.0:
+            raise ConfigError(f"{path}.budget: expected a positive factor of the papers' epochs (1 = as released), "
+                              f"got {self.budget}")
+        if self.warmup_share >= 1.0:
+            raise ConfigError(f"{path}.warmup_share: expected a share of the run's steps below 1, got {self.warmup_share}")
         if self.accumulation_steps != 1:
             raise ConfigError(
                 f"{path}.accumulation_steps: gradient accumulation is not supported (per-micro-batch losses would "

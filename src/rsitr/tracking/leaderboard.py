@@ -24,7 +24,7 @@ bootstrap over the test images (``report.*``; ``rsitr.tracking.uncertainty``), l
 the run as ``test.<set>.<lang>[.c2f].mR_ci_low`` / ``_high``; a row without stored ranks keeps
 blank CIs. The same samples give the claims table (``rsitr.tracking.claims``), written as
 ``claims.csv`` and a section of the markdown. A "Validation curves" section lists each measured
-variant's val mR per epoch (its run's ``val_mR`` history, ``rsitr.tracking.curves``). Tables are
+variant's val mR after each data pass (its run's ``val_mR`` history, ``rsitr.tracking.curves``). Tables are
 rendered by ``DataFrame.to_markdown``.
 """
 
@@ -257,7 +257,8 @@ def fetch_curves(params: RsitrParams, measured: pd.DataFrame) -> dict[str, dict[
     client = MlflowClient(tracking_uri=tracking_uri(params))
     runs = measured[~measured["model"].map(_is_c2f)].drop_duplicates("run_id")
     return {f"{row.model}  run {str(row.run_id)[:8]}":
-            curve_from_history(client.get_metric_history(str(row.run_id), "val_mR"), row.optimizer_steps)
+            curve_from_history(client.get_metric_history(str(row.run_id), "val_mR"), row.optimizer_steps,
+                               client.get_metric_history(str(row.run_id), "paper_epoch"))
             for row in runs.itertuples()}
 
 
@@ -452,8 +453,9 @@ def render_markdown(board: Leaderboard, *, uri: str, experiment: str, all_runs: 
     lines += claims_lines(board.claims, board.confidence)
     if board.curves:
         lines += ["## Validation curves", "",
-                  "Each measured variant's validation mR after every epoch (`epoch: val mR`; * = the best epoch, "
-                  "whose checkpoint is evaluated), from its MLflow run's `val_mR` history.", "",
+                  "Each measured variant's validation mR after every pass over the training captions "
+                  "(`paper epoch reached: val mR`: a run is its paper's epochs x `train.budget`; * = the best pass, "
+                  "whose checkpoint is evaluated), from its MLflow run's `val_mR` and `paper_epoch` history.", "",
                   "```text", *curve_lines(board.curves, indent=""), "```", ""]
     rest = board.unmatched_reported()
     if not rest.empty:

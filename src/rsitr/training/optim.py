@@ -5,13 +5,15 @@ temperature are exempt (as open_clip_train's ``exclude``). Schedules (``train.sc
 
 * ``cosine``: a linear warm-up to the base rate, then cosine decay to zero over all
   optimizer steps (open_clip_train; EBAKER: 200 warm-up steps then cosine);
-* ``step``: the base rate times ``gamma`` every ``step_epochs`` epochs (PE-RSITR's released
-  schedule: x 0.7 every 20 epochs), after the same linear warm-up when ``warmup_steps > 0``;
-* ``linear``: a linear warm-up over the first 10% of the optimizer steps, then linear decay to
-  zero (ViLT's and so CFITR's released schedule, ``warmup_steps: 0.1`` as a fraction there;
-  ``train.warmup_steps`` is not read).
+* ``step``: the base rate times ``gamma`` every ``step_epochs`` scaled epochs (PE-RSITR's
+  released schedule: x 0.7 every 20 epochs), after the same linear warm-up when there is one;
+* ``linear``: a linear warm-up, then linear decay to zero (ViLT's and so CFITR's released
+  schedule: a 10% warm-up, ``train.warmup_share: 0.1``).
 
-See docs/methods.md.
+The warm-up is ``warmup_share`` of the run's optimizer steps (the papers' warm-ups in relative
+terms). Step counts come from the run's
+``TrainSchedule`` (``rsitr.training.schedule``: the paper's epochs times the budget factor).
+See docs/methods.md and docs/schedules.md.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Callable
 import torch
 
 from rsitr.config import TrainParams
+from rsitr.training.schedule import TrainSchedule
 
 
 def build_optimizer(model: torch.nn.Module, train: TrainParams) -> torch.optim.Optimizer:
@@ -52,19 +55,19 @@ def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]
     return factor
 
 
-def warmup_step(batches_per_epoch: int, warmup_steps: int, step_epochs: int, gamma: float) -> Callable[[int], float]:
-    """LR multiplier: linear warm-up to 1, then ``gamma ** (epoch // step_epochs)`` (StepLR per epoch)."""
+def warmup_step(decay_every: int, warmup_steps: int, gamma: float) -> Callable[[int], float]:
+    """LR multiplier: linear warm-up to 1, then ``gamma ** (step // decay_every)`` (StepLR every ``decay_every`` steps)."""
 
     def factor(step: int) -> float:
         warm = (step + 1) / warmup_steps if step < warmup_steps else 1.0
-        return warm * gamma ** ((step // max(1, batches_per_epoch)) // step_epochs)
+        return warm * gamma ** (step // max(1, decay_every))
 
     return factor
 
 
-def warmup_linear(total_steps: int, warmup_share: float = 0.1) -> Callable[[int], float]:
-    """LR multiplier: linear warm-up over ``warmup_share`` of the steps, then linear decay to 0 (ViLT)."""
-    warmup = max(1, round(warmup_share * total_steps))
+def warmup_linear(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    """LR multiplier: linear warm-up over ``warmup_steps``, then linear decay to 0 (ViLT)."""
+    warmup = max(1, warmup_steps)
 
     def factor(step: int) -> float:
         if step < warmup:
@@ -79,11 +82,18 @@ def steps_per_epoch(items: int, global_batch: int) -> int:
     return max(1, items // global_batch if items > global_batch else 1)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, train: TrainParams, batches_per_epoch: int):
+def warmup_length(train: TrainParams, schedule: TrainSchedule) -> int:
+    """Warm-up steps: ``warmup_share`` of the run (at least one step when the share is not 0)."""
+    return max(1, round(train.warmup_share * schedule.total_steps)) if train.warmup_share > 0 else 0
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, train: TrainParams, schedule: TrainSchedule):
+    """The variant's learning-rate schedule over ``schedule.total_steps`` optimizer steps."""
+    warmup = warmup_length(train, schedule)
     if train.schedule == "step":
-        factor = warmup_step(batches_per_epoch, train.warmup_steps, train.step_epochs, train.gamma)
+        factor = warmup_step(schedule.steps_of_epochs(train.step_epochs), warmup, train.gamma)
     elif train.schedule == "linear":
-        factor = warmup_linear(max(1, train.epochs * batches_per_epoch))
+        factor = warmup_linear(schedule.total_steps, warmup)
     else:
-        factor = warmup_cosine(max(1, train.epochs * batches_per_epoch), train.warmup_steps)
+        factor = warmup_cosine(schedule.total_steps, warmup)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -1,14 +1,19 @@
 """Train one variant: the loop every method shares (open_clip_train is the model).
 
 The model returns a dict of features; the variant's loss returns a dict of named scalar
-terms; the trainer sums them, steps the optimizer (Adam/AdamW, warm-up then cosine or
-PE-RSITR's step schedule, gradient clipping, bf16 autocast on CUDA), clamps a learnable
-logit scale at ln 100 after every step (open_clip_train) and logs every term. An epoch is
-one pass over every training caption (``rsitr.training.data``; ``train_pairs`` and
-``steps_per_epoch`` are logged; the result's ``optimizer_steps`` counts the run's own steps, so a
-variant started from another's checkpoint does not inherit its parent's). There is no
+terms; the trainer sums them, steps the optimizer (Adam/AdamW, warm-up then cosine,
+PE-RSITR's step or ViLT's linear schedule, gradient clipping, bf16 autocast on CUDA), clamps a
+learnable logit scale at ln 100 after every step (open_clip_train) and logs every term.
+
+A paper epoch is one pass over every training caption (``rsitr.training.data``); the run is
+the variant's paper epochs times the one budget factor ``train.budget``
+(``rsitr.training.schedule``): it reads the data pass by pass, stops at the scaled step count,
+and starts each scaled paper epoch with the loss's ``on_epoch_start`` (EBAKER's EBA).
+``train_pairs``, ``steps_per_pass`` and ``total_steps`` are logged; the result's
+``optimizer_steps`` counts the run's own steps, so a variant started from another's checkpoint
+does not inherit its parent's. There is no
 gradient accumulation: a per-micro-batch contrastive loss would shrink the negatives to the
-micro-batch (``docs/methods.md``). After each epoch it measures validation mR, keeps the best checkpoint, and writes the last one
+micro-batch (``docs/methods.md``). After each pass it measures validation mR, keeps the best checkpoint, and writes the last one
 atomically with everything needed to resume exactly (optimizer, scheduler, RNG states,
 the loss's own state such as EBAKER's similarity bank).
 
@@ -46,6 +51,7 @@ from rsitr.training.checkpoint import remove_stale_temporaries, save_checkpoint
 from rsitr.training.data import TrainPairs, token_length_report, train_batches
 from rsitr.training.distributed import DistributedContext, GlobalBatchLoss, barrier, init_distributed
 from rsitr.training.optim import build_optimizer, build_scheduler, steps_per_epoch
+from rsitr.training.schedule import TrainSchedule
 from rsitr.training.rng import gather_rng_states, peak_memory_mb, seed_everything, set_rng_state
 
 logger = logging.getLogger(__name__)
@@ -62,7 +68,9 @@ class TrainingDiverged(RsitrError):
 class TrainResult:
     variant: str
     run_id: str | None
-    epochs: int
+    epochs: int  # paper epochs (train.epochs)
+    budget: float  # train.budget: the run is budget x epochs data passes
+    data_passes: float  # passes over the training captions actually read (optimizer_steps / steps_per_pass)
     best_epoch: int
     best_val_mR: float | None
     optimizer_steps: int  # this run's own steps (a variant started from another counts from 0); 0 zero-shot
@@ -107,6 +115,7 @@ class Session:
     scheduler: Any = None
     dataset: TrainPairs | None = None
     loader: ImageLoader | None = None
+    schedule: TrainSchedule | None = None
     val_split: RetrievalSplit | None = None
     run_key: str = ""
     resume_lr: float | None = None
@@ -158,8 +167,8 @@ def train_variant(params: RsitrParams, variant_name: str, job: TrainJob) -> Trai
     _prepare_training(session, job.manifest)
     state = _restore(session) if job.resume and _resumable(session) else _fresh_state(session)
     _wrap_for_ddp(session)
-    for epoch in range(state.epoch, session.variant.train.epochs):
-        _train_epoch(session, state, epoch)
+    for data_pass in range(state.epoch, session.schedule.passes):
+        _train_epoch(session, state, data_pass)
         barrier(session.context)
     return _finish(session, state)
 
@@ -214,9 +223,11 @@ def _prepare_training(session: Session, manifest: pd.DataFrame) -> None:
     session.loss_fn = GlobalBatchLoss(loss_fn, session.context) if session.context.enabled else loss_fn
     session.optimizer = build_optimizer(model, train)
     steps = steps_per_epoch(len(session.dataset), train.batch_size * session.context.world_size)
-    session.scheduler = build_scheduler(session.optimizer, train, steps)
+    session.schedule = TrainSchedule.of(train.epochs, train.budget, steps)
+    session.scheduler = build_scheduler(session.optimizer, train, session.schedule)
     session.log({"train_pairs": len(session.dataset), "train_images": session.dataset.num_images,
-                 "train_image_groups": session.dataset.num_groups, "steps_per_epoch": steps})
+                 "train_image_groups": session.dataset.num_groups, "steps_per_pass": steps,
+                 "total_steps": session.schedule.total_steps, "budget": train.budget})
 
 
 def _report_token_lengths(session: Session, split: RetrievalSplit) -> None:
@@ -284,18 +295,23 @@ def _wrap_for_ddp(session: Session) -> None:
 
 
 def _train_epoch(session: Session, state: Progress, epoch: int) -> None:
-    """One pass over the training items, then validation and checkpoints (rank 0)."""
-    train = session.variant.train
+    """Pass ``epoch`` over the training items (up to the run's step count), then validation and
+    checkpoints (rank 0); each scaled paper epoch starting on the way starts the loss's epoch."""
+    train, schedule = session.variant.train, session.schedule
     started = time.perf_counter()
-    session.loss_fn.on_epoch_start(epoch)
     session.model.train()
     batches = train_batches(session.dataset, train.batch_size, epoch, train.num_workers, session.model.tokenize,
                             session.context)
-    bar = tqdm(batches, desc=f"{session.variant.name} epoch {epoch + 1}/{train.epochs}",
+    limit = schedule.steps_in_pass(epoch)
+    bar = tqdm(batches, desc=f"{session.variant.name} pass {epoch + 1}/{schedule.passes}", total=limit,
                disable=None if session.progress_bar else True, leave=False, mininterval=1.0)
     sums: dict[str, float] = {}
     seen, steps = 0, 0
     for step, batch in enumerate(bar):
+        if step >= limit:
+            break
+        for paper_epoch in schedule.epochs_starting_at(state.global_step):
+            session.loss_fn.on_epoch_start(paper_epoch)
         terms = _train_step(session, state, epoch, step, batch)
         steps, seen = step + 1, seen + batch["images"].shape[0]
         for key, value in terms.items():
@@ -340,12 +356,12 @@ def _train_step(session: Session, state: Progress, epoch: int, step: int, batch:
 def _divergence_message(session: Session, state: Progress, epoch: int, step: int, terms: dict[str, Any],
                         value: float) -> str:
     name, lr = session.variant.name, session.variant.train.lr
-    where = (f"{name}: loss became {value} at epoch {epoch + 1}, step {step} "
+    where = (f"{name}: loss became {value} at data pass {epoch + 1}, step {step} "
              f"(terms: { {k: float(v.detach()) for k, v in terms.items()} })")
     if state.epoch == 0:
-        return (f"{where}; no epoch finished, so there is nothing to resume: lower the learning rate and train "
+        return (f"{where}; no data pass finished, so there is nothing to resume: lower the learning rate and train "
                 f"again, e.g. --set variants.{name}.train.lr={lr / 10:g} (or set train.grad_clip)")
-    return (f"{where}; the last good epoch ({state.epoch}) is kept in {session.last_path}. Continue from it with a "
+    return (f"{where}; the last good pass ({state.epoch}) is kept in {session.last_path}. Continue from it with a "
             f"lower learning rate: rsitr train --variant {name} --resume --resume-lr {lr / 10:g}")
 
 
@@ -356,7 +372,8 @@ def _end_epoch(session: Session, state: Progress, epoch: int, record: dict[str, 
     validation = evaluate_split(model, session.val_split, session.loader, params.eval.batch_size,
                                 session.device)["metrics"]
     record.update({f"val_{k}": v for k, v in validation.items()})
-    record.update({"epoch": epoch + 1, "epoch_seconds": seconds, "lr": session.scheduler.get_last_lr()[0]})
+    record.update({"epoch": epoch + 1, "paper_epoch": session.schedule.paper_epoch(state.global_step),
+                   "epoch_seconds": seconds, "lr": session.scheduler.get_last_lr()[0]})
     state.history.append(record)
     state.epoch = epoch + 1
     session.log(record, step=epoch + 1)
@@ -370,8 +387,9 @@ def _end_epoch(session: Session, state: Progress, epoch: int, record: dict[str, 
         best_val=state.best_val, best_epoch=state.best_epoch, history=state.history, run_key=session.run_key,
         run_id=_run_id(session),
     )
-    logger.info(f"{variant.name} epoch {epoch + 1}/{variant.train.epochs}: loss {record.get('epoch_loss', float('nan')):.4f} "
-          f"val mR {validation['mR']:.2f} ({seconds:.1f}s)")
+    logger.info(f"{variant.name} pass {epoch + 1}/{session.schedule.passes} (paper epoch {record['paper_epoch']:.2f} "
+                f"of {variant.train.epochs}): loss {record.get('epoch_loss', float('nan')):.4f} "
+                f"val mR {validation['mR']:.2f} ({seconds:.1f}s)")
 
 
 def _run_id(session: Session) -> str | None:
@@ -394,6 +412,8 @@ def _result(session: Session, state: Progress, checkpoint: str, size: int) -> Tr
         variant=session.variant.name,
         run_id=getattr(tracker, "run_id", None) if session.main else None,
         epochs=session.variant.train.epochs if session.variant.trains else 0,
+        budget=session.variant.train.budget,
+        data_passes=state.global_step / session.schedule.steps_per_pass if session.schedule else 0.0,
         best_epoch=state.best_epoch if session.variant.trains else 0,
         best_val_mR=state.best_val if (session.main and session.variant.trains) else None,
         optimizer_steps=state.global_step if session.variant.trains else 0,
@@ -410,10 +430,11 @@ def _result(session: Session, state: Progress, checkpoint: str, size: int) -> Tr
 
 def write_train_summary(result: TrainResult, path: Path) -> dict[str, Any]:
     """``train.json``: the result without the per-epoch history, plus the final epoch's record and the
-    validation curve (``val_curve``: one ``{"epoch", "val_mR"}`` per epoch; empty for zero-shot)."""
+    validation curve (``val_curve``: one ``{"epoch", "paper_epoch", "val_mR"}`` per data pass; empty for zero-shot)."""
     summary = {k: v for k, v in asdict(result).items() if k != "history"}
     summary["final"] = result.history[-1] if result.history else {}
-    summary["val_curve"] = [{"epoch": int(r["epoch"]), "val_mR": r["val_mR"]} for r in result.history if "val_mR" in r]
+    summary["val_curve"] = [{"epoch": int(r["epoch"]), "paper_epoch": r.get("paper_epoch", r["epoch"]),
+                             "val_mR": r["val_mR"]} for r in result.history if "val_mR" in r]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=2, default=float) + "\n")
     return summary

@@ -72,7 +72,8 @@ def _curve_section(models: Path) -> list[str]:
         except (OSError, ValueError) as error:
             unreadable.append(f"  {path.parent.name}: {path} is unreadable ({type(error).__name__}); "
                               f"retrain it: rsitr train --variant {path.parent.name}")
-    head = ["", "Validation curves (val mR per epoch; * = best epoch, the kept checkpoint; "
+    head = ["", "Validation curves (val mR after each data pass, labelled with the paper epoch reached; * = best, "
+                "the kept checkpoint; "
                 f"{models}/<variant>/train.json):"]
     lines = curve_lines(summaries) + unreadable
     return head + (lines or ["  (no variant trained yet)"])
