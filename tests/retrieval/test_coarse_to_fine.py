@@ -296,3 +296,20 @@ def test_options_come_from_the_c2f_params():
     assert options == CoarseToFineOptions(candidates=12, candidate_share=0.1, ppsr=False, ppsr_k=4, coarse_only=True,
                                           min_candidates=10)
     assert CoarseToFineOptions.of(options) is options
+
+
+def test_dual_shortlist_recall_is_the_exhaustive_rankings_share_within_k(cells):
+    """The ceiling of any dual-stream shortlist at K: queries whose true match ranks < K exhaustively."""
+    from rsitr.retrieval.evaluate import encode_split
+    from rsitr.retrieval.metrics import i2t_ranks, t2i_ranks
+
+    model, heads, test = cells["model"], cells["heads"], cells["test"]
+    result = evaluate_coarse_to_fine(model, heads, test, stub_loader(), 16, "cpu", small_c2f(candidates=3, min_candidates=1))
+    embeddings = encode_split(model, test, stub_loader(), 16, torch.device("cpu"))
+    scores = model.score(embeddings[0], embeddings[1]).float().numpy()  # [N, C]
+    k = result["candidates_t2i"]
+    assert k == result["candidates_i2t"] == 3
+    expected_i2t = 100.0 * float((i2t_ranks(scores, test.caption_image) < k).mean())
+    expected_t2i = 100.0 * float((t2i_ranks(scores, test.caption_image) < k).mean())
+    assert result["dual_shortlist_recall_i2t"] == pytest.approx(expected_i2t)
+    assert result["dual_shortlist_recall_t2i"] == pytest.approx(expected_t2i)

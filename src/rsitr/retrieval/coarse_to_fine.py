@@ -302,7 +302,9 @@ def evaluate_coarse_to_fine(
         "shortlist_recall_i2t" / "_t2i" (percent), "fine_share", "codes", "bits", "fine_stage",
         "simhash" (coarse mR and shortlist recall of SimHash at the same bits and K),
         "dual_metrics" (the same candidates re-scored by ``model.score``; SSM models only),
-        "exhaustive_metrics", "exhaustive_ssm" (when asked), "timings", "images", "captions",
+        "exhaustive_metrics", "dual_shortlist_recall_i2t" / "_t2i" (share of queries whose true match is in
+        the top K of the exhaustive ``model.score`` ranking: what any shortlist from this model's dual stream
+        can reach at this K), "exhaustive_ssm" (when asked), "timings", "images", "captions",
         "candidates", "ppsr", "coarse_only"}``.
     """
     device = torch.device(device)
@@ -345,7 +347,11 @@ def _exhaustive(model: Any, image_embs: Embeddings, text_embs: Embeddings, split
     synchronize(device)
     timings["exhaustive_scoring_s"] = time.perf_counter() - start
     timings["exhaustive_ms_per_query"] = 1000.0 * timings["exhaustive_scoring_s"] / queries
-    out: dict[str, Any] = {"exhaustive_metrics": retrieval_metrics(scores.float().cpu(), split.caption_image)}
+    matrix = scores.float().cpu().numpy()  # [N, C]
+    out: dict[str, Any] = {"exhaustive_metrics": retrieval_metrics(matrix, split.caption_image)}
+    cand_i2t, cand_t2i = _select_candidates(matrix, options, {})  # the exhaustive dual ranking's own top K
+    ceiling = shortlist_recall(cand_i2t, cand_t2i, np.asarray(split.caption_image))
+    out.update({f"dual_shortlist_recall_{d}": v for d, v in ceiling.items()})  # the ceiling of any dual shortlist
     if has_pair_scores(model):
         pairs = PairRescorer.for_model(model, image_embs, text_embs)
         out["exhaustive_ssm"] = sampled_exhaustive(pairs.score_pairs, np.asarray(split.caption_image),

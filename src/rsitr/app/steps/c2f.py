@@ -175,7 +175,7 @@ def variant_coder(params: RsitrParams, variant: str, checkpoint: Path, own_hash:
 
 _EXTRAS = ("coarse_metrics", "exhaustive_metrics", "dual_metrics", "exhaustive_ssm", "simhash", "codes", "bits",
            "fine_stage", "fine_share", "shortlist_recall_i2t", "shortlist_recall_t2i", "candidates_i2t",
-           "candidates_t2i", "images", "captions")
+           "candidates_t2i", "dual_shortlist_recall_i2t", "dual_shortlist_recall_t2i", "images", "captions")
 
 
 def c2f_payload(params: RsitrParams, variant: str, test_set: str, language: str, evaluation: dict[str, Any]
@@ -191,7 +191,8 @@ def c2f_payload(params: RsitrParams, variant: str, test_set: str, language: str,
 
 def _flat_metrics(payload: dict[str, Any]) -> dict[str, float]:
     """The extra c2f figures as MLflow metric names (no '@'): ``coarse.mR``, ``simhash.coarse.mR``, ..."""
-    out = {k: float(payload[k]) for k in ("fine_share", "shortlist_recall_i2t", "shortlist_recall_t2i", "bits")
+    out = {k: float(payload[k]) for k in ("fine_share", "shortlist_recall_i2t", "shortlist_recall_t2i", "bits",
+                                           "dual_shortlist_recall_i2t", "dual_shortlist_recall_t2i")
            if payload.get(k) is not None}
     for name, key in (("coarse", "coarse_metrics"), ("dual", "dual_metrics"), ("exhaustive", "exhaustive_metrics")):
         out.update({f"{name}.{m}": float(x) for m, x in (payload.get(key) or {}).items()})
@@ -216,5 +217,7 @@ def _log_summary(variant: str, test_set: str, language: str, payload: dict[str, 
               f"SimHash codes ({payload['bits']} bits)")
     logger.info(f"{variant} + c2f on {test_set} [{language}]: mR {payload['mR']:.2f} (fine: {payload['fine_stage']}; "
                 f"coarse {coarse:.2f}, exhaustive {exhaustive.get('mR', float('nan')):.2f}); shortlist recall "
-                f"i2t {payload['shortlist_recall_i2t']:.1f}% t2i {payload['shortlist_recall_t2i']:.1f}%, "
+                f"i2t {payload['shortlist_recall_i2t']:.1f}% t2i {payload['shortlist_recall_t2i']:.1f}% (the exhaustive "
+                f"dual ranking's top K: {payload.get('dual_shortlist_recall_i2t') or float('nan'):.1f}% / "
+                f"{payload.get('dual_shortlist_recall_t2i') or float('nan'):.1f}%), "
                 f"fine_share {payload['fine_share']:.4f}; {versus}")
