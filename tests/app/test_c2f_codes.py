@@ -70,3 +70,34 @@ def test_the_c2f_figures_logged_to_mlflow_have_plain_names():
     assert flat["simhash.coarse.mR"] == 2.0 and flat["dual.mR"] == 2.0 and flat["exhaustive_ssm_sampled.mR"] == 2.0
     assert flat["shortlist_recall_t2i"] == 95.0 and flat["exhaustive_ssm_sampled.all_pairs_seconds_estimate"] == 12.5
     assert not any("@" in name for name in flat) and "exhaustive.mR" not in flat
+
+
+def _manifest(tmp_path: Path) -> None:
+    import pandas as pd
+
+    rows = [{"dataset": name, "split": "test", "language": language}
+            for name in ("synth_rsicd", "synth_sydney") for language in ("en", "ar")]
+    path = tmp_path / "data" / "processed" / "manifest.parquet"
+    path.parent.mkdir(parents=True)
+    pd.DataFrame(rows).to_parquet(path)
+
+
+def test_c2f_evaluates_the_languages_of_c2f_languages(tmp_path):
+    from rsitr.app.steps.c2f import c2f_targets
+
+    _manifest(tmp_path)
+    data = f"paths.data={tmp_path / 'data'}"
+    assert c2f_targets(_params(tmp_path, data), "finetune") == [("synth_rsicd", "en"), ("synth_sydney", "en")]
+    every = c2f_targets(_params(tmp_path, data, "c2f.languages=[]"), "finetune")
+    assert every == [("synth_rsicd", "en"), ("synth_rsicd", "ar"), ("synth_sydney", "en"), ("synth_sydney", "ar")]
+
+
+def test_c2f_languages_outside_the_variants_are_one_clear_error(tmp_path):
+    from rsitr.app.steps.c2f import c2f_targets
+    from rsitr.errors import ConfigError
+
+    _manifest(tmp_path)
+    params = _params(tmp_path, f"paths.data={tmp_path / 'data'}", "c2f.languages=[ar]")
+    with pytest.raises(ConfigError, match=r"variant cfitr: c2f.languages \['ar'\] selects none of its evaluation "
+                                          r"languages \['en'\]; set c2f.languages=\[\] for all of them"):
+        c2f_targets(params, "cfitr")

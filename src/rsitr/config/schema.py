@@ -148,7 +148,7 @@ class TrainParams:
     # ratio of optimizer steps between methods is the papers' (rsitr.training.schedule, docs/schedules.md).
     epochs: int = 7  # CLIP fine-tune as EBAKER's baseline: 7 epochs at batch 100
     batch_size: int = 100
-    budget: float = 0.08  # data passes per paper epoch: 1 = the papers' length
+    budget: float = 0.07  # data passes per paper epoch: 1 = the papers' length
     optimizer: Literal["adam", "adamw", "sgd"] = "adamw"
     lr: float = 5.0e-4
     weight_decay: float = 0.1
@@ -265,6 +265,7 @@ class CoarseToFineParams:
     # | simhash (seeded random hyperplanes over the global embeddings) | sign (of the embedding; bits = dim)
     simhash_seed: int = 0  # the random hyperplanes of simhash codes (and of the SimHash baseline reported)
     exhaustive_sample: tuple[int, int] = (20, 100)  # (image, caption) queries of the sampled exhaustive SSM; 0 = all
+    languages: tuple[str, ...] = ("en",)  # caption languages c2f evaluates (of each variant's eval.languages); () = all
 
     def validate(self, path: str) -> None:
         at_least(self, path, 1, "bits", "hidden", "epochs", "batch_size", "candidates", "ppsr_k", "min_candidates")

@@ -28,7 +28,7 @@ from rsitr.app.core.runs import published_checkpoint
 from rsitr.config import RsitrParams, to_dict
 from rsitr.data.images import ImageLoader
 from rsitr.data.manifest import read_manifest, select_split
-from rsitr.errors import ModelError
+from rsitr.errors import ConfigError, ModelError
 from rsitr.models import resolve_device
 from rsitr.models.trained import load_trained_model
 from rsitr.retrieval.coarse_to_fine import evaluate_coarse_to_fine, train_hash_heads
@@ -149,7 +149,7 @@ def run_c2f_evaluate(params: RsitrParams, variant: str, *, track: bool = True) -
     coder = variant_coder(params, variant, checkpoint, model_has_hash(model, device))
     paths = ProjectPaths.of(params)
     results: dict[str, Any] = {}
-    for test_set, language in evaluation_targets(params, variant):
+    for test_set, language in c2f_targets(params, variant):
         split = select_split(manifest, "test", datasets=[test_set], languages=[language],
                              normalize_arabic=params.text.normalize_arabic)
         evaluation = evaluate_coarse_to_fine(model, coder, split, loader, v.eval.batch_size, device, params.c2f)
@@ -161,6 +161,17 @@ def run_c2f_evaluate(params: RsitrParams, variant: str, *, track: bool = True) -
             _log_to_variant_run(params, variant, payload, evaluation["timings"], ranks)
         _log_summary(variant, test_set, language, payload)
     return results
+
+
+def c2f_targets(params: RsitrParams, variant: str) -> list[tuple[str, str]]:
+    """The variant's evaluation targets in the caption languages of ``c2f.languages`` (all when empty)."""
+    targets = evaluation_targets(params, variant)
+    wanted = params.c2f.languages
+    chosen = [(test_set, language) for test_set, language in targets if not wanted or language in wanted]
+    if not chosen:
+        raise ConfigError(f"variant {variant}: c2f.languages {list(wanted)} selects none of its evaluation languages "
+                          f"{sorted({language for _, language in targets})}; set c2f.languages=[] for all of them")
+    return chosen
 
 
 def variant_coder(params: RsitrParams, variant: str, checkpoint: Path, own_hash: bool) -> Any:
